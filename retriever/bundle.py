@@ -1,0 +1,172 @@
+"""The index bundle format, defined once: `index_build` writes it and `retriever` reads it.
+
+A bundle is one directory::
+
+    wiki.idx/
+      manifest.json     written last; its presence is what makes a bundle finished
+      passages.sqlite   documents and passages (see retriever.store for the schema)
+      index.faiss       the FAISS index; its ids are passage ids
+
+Every file is written under a temporary name and renamed, so a crash never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from retriever.errors import IndexCorrupt, IndexNotFound
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+STORE_NAME = "passages.sqlite"
+FAISS_NAME = "index.faiss"
+
+# What the model embeds for a passage. The title and section give a passage the context its text often
+# lacks ("He was born in ..."); they are never part of what a search returns.
+TEXT_TEMPLATE = "{title}\n{section}\n{text}"
+
+
+def embedding_text(title: str, section: str, text: str, template: str = TEXT_TEMPLATE) -> str:
+    return template.format(title=title, section=section, text=text)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    weights_sha256: str
+    dimension: int
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    name: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    path: str
+    format: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model: ModelInfo
+    faiss_factory: str
+    search_params: dict[str, Any]
+    documents: int
+    passages: int
+    sources: list[SourceInfo]
+    files: dict[str, FileInfo]
+    build_options: dict[str, Any]
+    package_version: str
+    created_at: str
+    metric: str = "inner_product"
+    normalized: bool = True
+    text_template: str = TEXT_TEMPLATE
+    format_version: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        data = dict(data)
+        data["model"] = ModelInfo(**data["model"])
+        data["sources"] = [SourceInfo(**s) for s in data["sources"]]
+        data["files"] = {k: FileInfo(**v) for k, v in data["files"].items()}
+        return cls(**data)
+
+
+def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
+    """Read and check a bundle's manifest, with an error that says what is wrong with the path."""
+    path = Path(bundle)
+    if not path.exists():
+        raise IndexNotFound(f"{path}: no such index (build one with: groundsearch build CORPUS --out {path})")
+    if not path.is_dir():
+        raise IndexNotFound(f"{path}: not an index bundle (an index is a directory holding {MANIFEST_NAME})")
+    manifest_path = path / MANIFEST_NAME
+    if not manifest_path.exists():
+        hint = " (an unfinished build: run the same build command again to resume)" if any(path.iterdir()) else ""
+        raise IndexNotFound(f"{path}: not an index bundle, {MANIFEST_NAME} is missing{hint}")
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = Manifest.from_dict(data)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise IndexCorrupt(f"{manifest_path}: unreadable manifest ({exc})") from exc
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexCorrupt(
+            f"{path}: index format {manifest.format_version}, this groundsearch reads format {FORMAT_VERSION}; "
+            "rebuild the index"
+        )
+    for info in manifest.files.values():
+        file = path / info.name
+        if not file.exists():
+            raise IndexCorrupt(f"{path}: {info.name} is missing; rebuild the index")
+        size = file.stat().st_size
+        if size != info.size:
+            raise IndexCorrupt(f"{path}: {info.name} is {size} bytes, the manifest says {info.size}; rebuild the index")
+    return manifest
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_info(path: Path) -> FileInfo:
+    return FileInfo(name=path.name, size=path.stat().st_size, sha256=sha256_file(path))
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary sibling path to write to; on success it is renamed over `final`.
+
+    The rename is atomic on POSIX filesystems, so readers see the old file or the complete new one.
+    On failure the temporary file is removed.
+    """
+    tmp = final.with_name(f".{final.name}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+@contextmanager
+def atomic_open(final: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    with atomic_path(final) as tmp, open(tmp, mode, **kwargs) as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def bundle_info(bundle: str | os.PathLike[str]) -> dict[str, Any]:
+    """What `groundsearch info` and the web API report: the manifest plus the files' sizes on disk."""
+    path = Path(bundle)
+    manifest = read_manifest(path)
+    sizes = {info.name: (path / info.name).stat().st_size for info in manifest.files.values()}
+    sizes[MANIFEST_NAME] = (path / MANIFEST_NAME).stat().st_size
+    total = sum(sizes.values())
+    return {
+        "path": str(path),
+        "manifest": asdict(manifest),
+        "file_sizes": sizes,
+        "total_bytes": total,
+        "bytes_per_passage": round(total / manifest.passages, 1) if manifest.passages else None,
+    }
