@@ -1,0 +1,280 @@
+"""Orchestrate a build: read -> store -> embed (sharded) -> FAISS -> manifest, resumable at each stage.
+
+Everything is built in a staging directory beside the output (`wiki.idx.partial/`) and renamed into place
+only when complete, so `--out` holds either nothing, the previous index, or the new finished one. Killing
+a build and running the same command again picks up the staging directory: a finished stage is kept, and
+embedding resumes at the first missing shard.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from index_build.documents import CorpusError
+from index_build.embed import embed_passages
+from index_build.faiss_index import build_faiss, choose_factory, default_search_params, write_faiss
+from index_build.readers import open_corpus
+from index_build.store_writer import write_store
+from retriever.bundle import (
+    FAISS_NAME,
+    MANIFEST_NAME,
+    STORE_NAME,
+    Manifest,
+    ModelInfo,
+    SourceInfo,
+    atomic_open,
+    atomic_path,
+    file_info,
+    sha256_file,
+)
+from retriever.errors import GroundsearchError
+from retriever.faiss_io import read_faiss
+from retriever.model import DEFAULT_MODEL, Encoder
+from retriever.store import PassageStore
+
+STATE_NAME = "build-state.json"
+SHARDS_DIR = "shards"
+
+
+class BuildError(GroundsearchError):
+    """A build cannot start or continue: the output is taken, or an unfinished build used other options."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Options that decide what the index contains; a resumed build must use the same ones."""
+
+    format: str | None = None
+    base_url: str | None = None
+    passage_words: int = 100
+    model: str = DEFAULT_MODEL
+    index_factory: str | None = None
+    shard_size: int = 8192
+    skip_errors: bool = False
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Options that change how fast a build runs, never what it produces."""
+
+    workers: int | None = None
+    batch_size: int | None = None
+    device: str | None = None
+    progress: bool = True
+    use_gpu_faiss: bool | None = None
+
+
+@dataclass
+class BuildReport:
+    out: Path
+    manifest: Manifest
+    resumed_stages: list[str] = field(default_factory=list)
+    errors_skipped: int = 0
+
+
+def build_index(
+    sources: list[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    options: BuildOptions = BuildOptions(),
+    run: RunOptions = RunOptions(),
+    force: bool = False,
+) -> BuildReport:
+    out_path = Path(out)
+    if options.passage_words < 1:
+        raise BuildError(f"--passage-words must be at least 1, got {options.passage_words}")
+    if options.shard_size < 1:
+        raise BuildError(f"--shard-size must be at least 1, got {options.shard_size}")
+    # Open every corpus before anything is written: a wrong path or format fails with nothing to clean up.
+    corpora = [
+        open_corpus(
+            s, format=options.format, base_url=options.base_url, skip_errors=options.skip_errors, workers=run.workers
+        )
+        for s in sources
+    ]
+    _check_out(out_path, force)
+    staging = out_path.with_name(out_path.name + ".partial")
+    identity = _identity(options, corpora)
+    state = _open_staging(staging, identity)
+    report_stages: list[str] = []
+
+    if not (staging / MANIFEST_NAME).exists():
+        store_path = staging / STORE_NAME
+        if store_path.exists():
+            report_stages.append("read")
+        else:
+            created_now = state.get("created_now", False)
+            try:
+                state.update(_read_stage(corpora, store_path, options, run.progress))
+            except (CorpusError, KeyboardInterrupt):
+                if created_now:  # nothing worth resuming yet: leave nothing half-written behind
+                    shutil.rmtree(staging, ignore_errors=True)
+                raise
+            _save_state(staging, state)
+        encoder = Encoder(options.model, device=run.device)
+        store = PassageStore(store_path)
+        passages = store.count()
+        batch_size = run.batch_size or (256 if encoder.device.startswith("cuda") else 64)
+        shards = embed_passages(
+            store, encoder, staging / SHARDS_DIR, passages, options.shard_size, batch_size, progress=run.progress
+        )
+        factory = options.index_factory or choose_factory(passages)
+        faiss_path = staging / FAISS_NAME
+        if faiss_path.exists():
+            report_stages.append("index")
+            index = read_faiss(faiss_path)
+        else:
+            try:
+                index = build_faiss(shards, encoder.dimension, factory, use_gpu=run.use_gpu_faiss)
+            except ValueError as exc:
+                raise BuildError(str(exc)) from None
+            with atomic_path(faiss_path) as tmp:
+                write_faiss(index, tmp)
+        manifest = Manifest(
+            model=ModelInfo(options.model, encoder.identity.weights_sha256, encoder.dimension),
+            faiss_factory=factory,
+            search_params=default_search_params(index),
+            documents=store.count("documents"),
+            passages=passages,
+            sources=[SourceInfo(**s) for s in state["sources"]],
+            files={"store": file_info(store_path), "faiss": file_info(faiss_path)},
+            build_options=asdict(options),
+            package_version=_package_version(),
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            extra={"reader_stats": state.get("reader_stats", {})},
+        )
+        with atomic_open(staging / MANIFEST_NAME, "w", encoding="utf-8") as fh:
+            fh.write(manifest.to_json())
+    else:
+        report_stages.append("manifest")
+        manifest = Manifest.from_dict(json.loads((staging / MANIFEST_NAME).read_text(encoding="utf-8")))
+    _publish(staging, out_path)
+    skipped = sum(int(s.get("errors_skipped", 0)) for s in state.get("reader_stats", {}).values())
+    return BuildReport(out_path, manifest, report_stages, skipped)
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise BuildError(f"{out} exists and is not a directory; choose another --out")
+    if (out / MANIFEST_NAME).exists():
+        if not force:
+            raise BuildError(f"{out} already holds a finished index; use --force to replace it")
+        return
+    if any(out.iterdir()):
+        raise BuildError(f"{out} exists and is not an index; choose another --out (nothing was changed)")
+
+
+def _identity(options: BuildOptions, corpora: list[Any]) -> dict[str, Any]:
+    """What a staging directory must match to be resumed: the options and each source file's size and mtime."""
+    return {
+        "options": asdict(options),
+        "sources": [
+            {
+                "path": str(Path(c.path).resolve()),
+                "format": c.format,
+                "size": Path(c.path).stat().st_size,
+                "mtime_ns": Path(c.path).stat().st_mtime_ns,
+            }
+            for c in corpora
+        ],
+    }
+
+
+def _open_staging(staging: Path, identity: dict[str, Any]) -> dict[str, Any]:
+    state_path = staging / STATE_NAME
+    if state_path.exists():
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        if state["identity"] != identity:
+            differences = _differences(state["identity"], identity)
+            raise BuildError(
+                f"{staging} holds an unfinished build with other options ({differences}); "
+                f"run it with the same options to resume, or delete {staging}"
+            )
+        state["created_now"] = False
+        return state
+    if staging.exists():
+        shutil.rmtree(staging)  # no state file: a build killed before it wrote one, nothing to keep
+    staging.mkdir(parents=True)
+    state = {"identity": identity, "created_now": True}
+    _save_state(staging, state)
+    return state
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    diffs = [
+        f"--{key.replace('_', '-')} was {old['options'].get(key)!r}, now {value!r}"
+        for key, value in new["options"].items()
+        if old["options"].get(key) != value
+    ]
+    if old["sources"] != new["sources"]:
+        diffs.append("the corpus files differ (paths, sizes or modification times)")
+    return "; ".join(diffs)
+
+
+def _save_state(staging: Path, state: dict[str, Any]) -> None:
+    with atomic_open(staging / STATE_NAME, "w", encoding="utf-8") as fh:
+        json.dump({k: v for k, v in state.items() if k != "created_now"}, fh, indent=2)
+
+
+def _read_stage(corpora: list[Any], store_path: Path, options: BuildOptions, progress: bool) -> dict[str, Any]:
+    def documents() -> Any:
+        with tqdm(unit="article", desc="reading", disable=not progress) as bar:
+            for corpus in corpora:
+                name = Path(corpus.path).name
+                for document in corpus:
+                    bar.update()
+                    yield name, document
+
+    with atomic_path(store_path) as tmp:
+        counts = write_store(tmp, documents(), options.passage_words)
+        if counts.passages == 0:
+            names = ", ".join(str(c.path) for c in corpora)
+            raise CorpusError(f"{names}: no article has any text to index")
+    return {
+        "sources": [
+            {
+                "path": str(c.path),
+                "format": c.format,
+                "size": Path(c.path).stat().st_size,
+                "sha256": sha256_file(c.path),
+            }
+            for c in corpora
+        ],
+        "reader_stats": {str(c.path): asdict(c.stats) for c in corpora},
+    }
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Swap the finished staging directory into place; the old index goes only after the new one is there."""
+    # The state file goes last: a build killed in here finds a staging directory with a manifest and a state
+    # file, and only has to finish this swap.
+    shutil.rmtree(staging / SHARDS_DIR, ignore_errors=True)
+    old = out.with_name(out.name + ".old")
+    if out.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(out, old)
+    os.replace(staging, out)
+    if old.exists():
+        shutil.rmtree(old)
+    (out / STATE_NAME).unlink(missing_ok=True)
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("groundsearch")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+__all__ = ["BuildError", "BuildOptions", "BuildReport", "RunOptions", "build_index"]

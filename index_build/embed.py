@@ -1,0 +1,62 @@
+"""Embed every passage into fixed-size shards on disk, so a killed build resumes where it stopped.
+
+Shard i always holds passages [i * shard_size, (i + 1) * shard_size): the same texts go to the model in
+the same groups whether or not the build was interrupted, so a resumed build equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from retriever.bundle import atomic_open, embedding_text
+from retriever.model import Encoder
+from retriever.store import PassageStore
+
+
+def shard_path(shard_dir: Path, index: int) -> Path:
+    return shard_dir / f"shard-{index:06d}.npy"
+
+
+def shard_ranges(total: int, shard_size: int) -> Iterator[tuple[int, int, int]]:
+    for number, first in enumerate(range(0, total, shard_size)):
+        yield number, first, min(first + shard_size, total)
+
+
+def shard_is_complete(path: Path, rows: int, dimension: int) -> bool:
+    if not path.exists():
+        return False
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (ValueError, OSError):
+        return False
+    return array.shape == (rows, dimension) and array.dtype == np.float32
+
+
+def embed_passages(
+    store: PassageStore,
+    encoder: Encoder,
+    shard_dir: Path,
+    total: int,
+    shard_size: int,
+    batch_size: int,
+    progress: bool = True,
+) -> list[Path]:
+    """Make sure every shard exists; return their paths in id order. Existing complete shards are kept."""
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    ranges = list(shard_ranges(total, shard_size))
+    todo = [r for r in ranges if not shard_is_complete(shard_path(shard_dir, r[0]), r[2] - r[1], encoder.dimension)]
+    done = total - sum(last - first for _, first, last in todo)
+    with tqdm(total=total, initial=done, unit="passage", desc="embedding", disable=not progress, smoothing=0.1) as bar:
+        for number, first, last in todo:
+            texts = [embedding_text(title, section, text) for _, title, section, text in store.iter_texts(first, last)]
+            if len(texts) != last - first:
+                raise RuntimeError(f"store returned {len(texts)} passages for ids [{first}, {last})")
+            vectors = encoder.encode(texts, batch_size=batch_size)
+            with atomic_open(shard_path(shard_dir, number), "wb") as fh:
+                np.save(fh, vectors)
+            bar.update(last - first)
+    return [shard_path(shard_dir, number) for number, _, _ in ranges]
