@@ -53,7 +53,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     It has the default model's vocabulary and dimension (384) but other weights, so it stands for
     "another model" wherever the quality of its vectors does not matter.
     """
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:  # sentence-transformers < 6
+        from sentence_transformers import models  # type: ignore[no-redef]
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     from retriever.model import packaged_model_dir
