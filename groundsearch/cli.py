@@ -24,7 +24,9 @@ IndexArg = Annotated[Path, typer.Argument(help="Index bundle directory, as writt
 
 @app.command()
 def build(
-    sources: Annotated[list[Path], typer.Argument(help="Corpus files: MediaWiki XML(.bz2), JSONL, Parquet, BEIR.")],
+    sources: Annotated[
+        list[Path], typer.Argument(help="Corpus files: MediaWiki XML(.bz2), JSONL, Parquet, BEIR, SQuAD.")
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to write.")],
     format: Annotated[str | None, typer.Option(help="Corpus format; detected from the file if omitted.")] = None,
     base_url: Annotated[
@@ -41,6 +43,9 @@ def build(
     skip_errors: Annotated[
         bool, typer.Option("--skip-errors", help="Skip malformed pages or lines and count them.")
     ] = False,
+    lexical: Annotated[
+        bool, typer.Option("--lexical/--no-lexical", help="Also build the BM25 index that lexical and hybrid need.")
+    ] = True,
     force: Annotated[bool, typer.Option("--force", help="Replace a finished index at --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -61,6 +66,7 @@ def build(
         index_factory=index,
         shard_size=shard_size,
         skip_errors=skip_errors,
+        lexical=lexical,
     )
     run = RunOptions(workers=workers, batch_size=batch_size, device=device, progress=not quiet)
     report = _guard(lambda: build_index(list(sources), out, options, run, force=force))
@@ -76,30 +82,37 @@ def query(
     index: IndexArg,
     text: Annotated[str, typer.Argument(help="What to search for.")],
     k: Annotated[int, typer.Option("-k", "--k", help="Number of passages to return.")] = 10,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="dense (embeddings), lexical (BM25) or hybrid (both); default: hybrid where built."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
     nprobe: Annotated[int | None, typer.Option(help="IVF lists to visit (approximate indexes only).")] = None,
     device: Annotated[str | None, typer.Option(help="torch device for the query encoder.")] = None,
 ) -> None:
     """Search an index and print the best passages, verbatim, with their sources.
 
-    Example: groundsearch query wiki.idx "who wrote the nicomachean ethics" -k 5
+    Example: groundsearch query wiki.idx "who wrote the nicomachean ethics" -k 5 --mode hybrid
     """
     from retriever import Retriever
 
-    def run() -> Any:
-        return Retriever.open(index, device=device).search(text, k=k, nprobe=nprobe)
+    def run() -> tuple[str, Any]:
+        retriever = Retriever.open(index, device=device)
+        return mode or retriever.default_mode, retriever.search(text, k=k, mode=mode, nprobe=nprobe)
 
-    hits = _guard(run)
+    used_mode, hits = _guard(run)
     if as_json:
-        typer.echo(
-            json.dumps({"query": text, "k": k, "hits": [h.to_dict() for h in hits]}, ensure_ascii=False, indent=2)
-        )
+        document = {"query": text, "k": k, "mode": used_mode, "hits": [h.to_dict() for h in hits]}
+        typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
         return
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
     for hit in hits:
         where = f"{hit.title} § {hit.section}" if hit.section else hit.title
         typer.echo(typer.style(f"{hit.rank:>2}. {hit.score:.3f}  {where}", bold=True))
-        typer.echo(f"    {hit.permalink or '(no URL)'}  [passage {hit.passage_id}, chars {hit.start}-{hit.end}]")
+        found = hit.found_by_text()
+        typer.echo(
+            f"    {hit.permalink or '(no URL)'}  [passage {hit.passage_id}, chars {hit.start}-{hit.end}; {found}]"
+        )
         typer.echo(textwrap.fill(hit.text, width=width, initial_indent="    ", subsequent_indent="    "))
         typer.echo("")
 
@@ -130,6 +143,7 @@ def info(
             f"{m['model']['name']} ({m['model']['dimension']}-d, weights sha256 {m['model']['weights_sha256'][:16]}…)",
         ),
         ("faiss", f"{m['faiss_factory']}, {m['metric']}, search {m['search_params'] or 'exact'}"),
+        ("lexical", _lexical_summary(m.get("lexical"))),
         ("size", f"{details['total_bytes']:,} bytes ({details['bytes_per_passage']} per passage)"),
     ]
     rows += [(f"  {name}", f"{size:,} bytes") for name, size in details["file_sizes"].items()]
@@ -139,6 +153,117 @@ def info(
     ]
     for key, value in rows:
         typer.echo(f"{key:<12} {value}")
+
+
+@app.command()
+def serve(
+    index: IndexArg,
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 opens it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    max_query_chars: Annotated[
+        int | None, typer.Option(min=1, help="Longest query accepted, in characters (default 500).")
+    ] = None,
+    max_k: Annotated[int | None, typer.Option(min=1, help="Most passages one search may return (default 100).")] = None,
+    default_k: Annotated[
+        int | None, typer.Option(min=1, help="Passages returned when k is not given (default 10).")
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(help="Let pages from this origin call the API from a browser (repeatable); off by default."),
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="torch device for the query encoder.")] = None,
+) -> None:
+    """Serve the search page and the JSON API (uvicorn); the index is opened once, at start-up.
+
+    Example: groundsearch serve wiki.idx --host 127.0.0.1 --port 8000
+
+    Then open http://127.0.0.1:8000/ or call /api/search?q=...&k=5, /api/passages/ID, /api/info, /healthz;
+    /docs documents the API.
+    """
+    import uvicorn
+
+    from web import create_app
+
+    # Unset limits are left to create_app, so its defaults are the only ones.
+    given = {"max_query_chars": max_query_chars, "max_k": max_k, "default_k": default_k}
+    limits = {name: value for name, value in given.items() if value is not None}
+
+    def make() -> Any:
+        try:
+            return create_app(index, cors_origins=cors_origin or (), device=device, **limits)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    web_app = _guard(make)
+    typer.echo(f"serving {index} at http://{host}:{port}/ (API documented at /docs); Ctrl-C stops", err=True)
+    uvicorn.run(web_app, host=host, port=port, log_level="info")
+
+
+@app.command(name="eval")
+def eval_(
+    index: IndexArg,
+    qa: Annotated[
+        Path | None,
+        typer.Option(help="Questions with answers: SQuAD JSON, DPR question<TAB>answers TSV, NQ-open JSONL."),
+    ] = None,
+    beir: Annotated[Path | None, typer.Option(help="BEIR dataset folder: queries.jsonl and qrels/test.tsv.")] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(help="Search modes to compare, comma-separated: dense,lexical,hybrid (default: the index's)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Ask only the first N questions, for a quick run.")] = None,
+    depth: Annotated[
+        int, typer.Option(help="Passages retrieved per question; metrics at k above it are left out.")
+    ] = 100,
+    report: Annotated[Path | None, typer.Option(help="Write the figures as JSON to this file.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Questions per search call.")] = 64,
+    device: Annotated[str | None, typer.Option(help="torch device for the query encoder.")] = None,
+) -> None:
+    """Measure retrieval quality on a benchmark: answer@k, gold-document recall@k, MRR@10, nDCG@10, queries/s.
+
+    Example: groundsearch eval squad.idx --qa squad-dev-v1.1.json --mode dense,hybrid --report squad.json
+
+    answer@k: a top-k passage contains an answer (DPR, SQuAD normalisation); recall@k: the gold document is
+    among the top k documents; nDCG@10 and recall with BEIR qrels are computed as BEIR computes them.
+    """
+    from index_build.evaluation import EvaluationError, check_options, evaluate, parse_modes, read_questions
+    from retriever import Retriever
+
+    def run() -> Any:
+        if (qa is None) == (beir is None):
+            raise EvaluationError("give the questions with exactly one of --qa FILE or --beir FOLDER")
+        if limit is not None and limit < 1:
+            raise EvaluationError(f"--limit must be at least 1, got {limit}")
+        if report is not None and not report.parent.is_dir():
+            raise EvaluationError(f"cannot write the report to {report}: folder {report.parent} does not exist")
+        # Every option and the question file are checked before the model loads, so a typo costs no wait.
+        modes = check_options(parse_modes(mode), depth, batch_size)
+        source = qa if qa is not None else beir
+        assert source is not None
+        questions = read_questions(source, format="beir" if beir is not None else None)[:limit]
+        retriever = Retriever.open(index, device=device)
+        return evaluate(retriever, questions, modes, depth, batch_size, dataset=str(source))
+
+    result = _guard(run)
+    typer.echo(result.table())
+    if report is not None:
+        from retriever.bundle import atomic_open
+
+        def write() -> None:
+            try:
+                with atomic_open(report, "w", encoding="utf-8") as fh:
+                    fh.write(result.to_json())
+            except OSError as exc:
+                raise EvaluationError(f"cannot write the report to {report}: {exc.strerror or exc}") from None
+
+        _guard(write)
+        typer.echo(f"report written to {report}", err=True)
+
+
+def _lexical_summary(lexical: dict[str, Any] | None) -> str:
+    if not lexical:
+        return "none (dense search only; rebuild for lexical and hybrid)"
+    return f"BM25, {lexical['engine']} {lexical['engine_version']} in {lexical['directory']}/"
 
 
 def _guard(call: Any) -> Any:

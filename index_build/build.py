@@ -22,12 +22,15 @@ from tqdm import tqdm
 from index_build.documents import CorpusError
 from index_build.embed import embed_passages
 from index_build.faiss_index import build_faiss, choose_factory, default_search_params, write_faiss
+from index_build.lexical_writer import index_store
 from index_build.readers import open_corpus
 from index_build.store_writer import write_store
 from retriever.bundle import (
     FAISS_NAME,
     MANIFEST_NAME,
     STORE_NAME,
+    TEXT_TEMPLATE,
+    FileInfo,
     Manifest,
     ModelInfo,
     SourceInfo,
@@ -38,6 +41,7 @@ from retriever.bundle import (
 )
 from retriever.errors import GroundsearchError
 from retriever.faiss_io import read_faiss
+from retriever.lexical import LEXICAL_DIR, lexical_info
 from retriever.model import DEFAULT_MODEL, Encoder
 from retriever.store import PassageStore
 
@@ -60,6 +64,7 @@ class BuildOptions:
     index_factory: str | None = None
     shard_size: int = 8192
     skip_errors: bool = False
+    lexical: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,9 +124,14 @@ def build_index(
                     shutil.rmtree(staging, ignore_errors=True)
                 raise
             _save_state(staging, state)
-        encoder = Encoder(options.model, device=run.device)
         store = PassageStore(store_path)
         passages = store.count()
+        lexical_path = staging / LEXICAL_DIR
+        if options.lexical and lexical_path.exists():
+            report_stages.append("lexical")
+        elif options.lexical:
+            index_store(store, lexical_path, TEXT_TEMPLATE, progress=run.progress)
+        encoder = Encoder(options.model, device=run.device)
         batch_size = run.batch_size or (256 if encoder.device.startswith("cuda") else 64)
         shards = embed_passages(
             store, encoder, staging / SHARDS_DIR, passages, options.shard_size, batch_size, progress=run.progress
@@ -145,10 +155,11 @@ def build_index(
             documents=store.count("documents"),
             passages=passages,
             sources=[SourceInfo(**s) for s in state["sources"]],
-            files={"store": file_info(store_path), "faiss": file_info(faiss_path)},
+            files=_bundle_files(staging, lexical_path if options.lexical else None),
             build_options=asdict(options),
             package_version=_package_version(),
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            lexical=asdict(lexical_info()) if options.lexical else None,
             extra={"reader_stats": state.get("reader_stats", {})},
         )
         with atomic_open(staging / MANIFEST_NAME, "w", encoding="utf-8") as fh:
@@ -159,6 +170,16 @@ def build_index(
     _publish(staging, out_path)
     skipped = sum(int(s.get("errors_skipped", 0)) for s in state.get("reader_stats", {}).values())
     return BuildReport(out_path, manifest, report_stages, skipped)
+
+
+def _bundle_files(staging: Path, lexical: Path | None) -> dict[str, FileInfo]:
+    """Every file the finished bundle holds, so that opening it can tell a truncated or missing one."""
+    files = {"store": file_info(staging / STORE_NAME), "faiss": file_info(staging / FAISS_NAME)}
+    if lexical is not None:
+        for path in sorted(p for p in lexical.rglob("*") if p.is_file()):
+            info = file_info(path, staging)
+            files[info.name] = info
+    return files
 
 
 def _check_out(out: Path, force: bool) -> None:

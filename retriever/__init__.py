@@ -10,18 +10,23 @@ from retriever.errors import (
     ModelUnavailable,
     PassageNotFound,
 )
-from retriever.hit import Hit
+from retriever.fusion import DEFAULT_FUSION, Fusion
+from retriever.hit import Found, Hit
 from retriever.model import DEFAULT_MODEL, Encoder
-from retriever.retriever import Retriever
+from retriever.retriever import MODES, Retriever
 
 __all__ = [
+    "DEFAULT_FUSION",
     "DEFAULT_MODEL",
     "Encoder",
+    "Found",
+    "Fusion",
     "GroundsearchError",
     "Hit",
     "IndexCorrupt",
     "IndexNotFound",
     "InvalidQuery",
+    "MODES",
     "Manifest",
     "ModelMismatch",
     "ModelUnavailable",

@@ -6,6 +6,7 @@ A bundle is one directory::
       manifest.json     written last; its presence is what makes a bundle finished
       passages.sqlite   documents and passages (see retriever.store for the schema)
       index.faiss       the FAISS index; its ids are passage ids
+      lexical/          the BM25 index (tantivy) over the same passages, same ids (see retriever.lexical)
 
 Every file is written under a temporary name and renamed, so a crash never leaves a file that looks complete.
 """
@@ -75,6 +76,8 @@ class Manifest:
     normalized: bool = True
     text_template: str = TEXT_TEMPLATE
     format_version: int = FORMAT_VERSION
+    # Absent in bundles built before the lexical index existed: they search in dense mode only.
+    lexical: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -128,8 +131,10 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def file_info(path: Path) -> FileInfo:
-    return FileInfo(name=path.name, size=path.stat().st_size, sha256=sha256_file(path))
+def file_info(path: Path, root: Path | None = None) -> FileInfo:
+    """Size and hash of a bundle file, named relative to the bundle (`root`; default: the file's folder)."""
+    name = path.relative_to(root).as_posix() if root is not None else path.name
+    return FileInfo(name=name, size=path.stat().st_size, sha256=sha256_file(path))
 
 
 @contextmanager
@@ -160,7 +165,12 @@ def bundle_info(bundle: str | os.PathLike[str]) -> dict[str, Any]:
     """What `groundsearch info` and the web API report: the manifest plus the files' sizes on disk."""
     path = Path(bundle)
     manifest = read_manifest(path)
-    sizes = {info.name: (path / info.name).stat().st_size for info in manifest.files.values()}
+    sizes: dict[str, int] = {}
+    for info in manifest.files.values():
+        # A directory's files (the lexical index) are summed under "dir/".
+        top, _, rest = info.name.partition("/")
+        key = f"{top}/" if rest else info.name
+        sizes[key] = sizes.get(key, 0) + (path / info.name).stat().st_size
     sizes[MANIFEST_NAME] = (path / MANIFEST_NAME).stat().st_size
     total = sum(sizes.values())
     return {

@@ -8,12 +8,23 @@ from urllib.parse import quote, urlsplit
 
 
 @dataclass(frozen=True)
+class Found:
+    """Where one retriever ranked a hit: "dense" (embedding similarity) or "lexical" (BM25), 1-based rank."""
+
+    retriever: str
+    rank: int
+    score: float
+
+
+@dataclass(frozen=True)
 class Hit:
     """One passage returned by a search or by `Retriever.get`.
 
     `text` is exactly what the index stores: `sha256(text.encode("utf-8")) == sha256`, and it is the slice
     `[start:end]` of the cleaned article text. `rank` is 1-based; `score` is the inner product of unit
-    vectors (cosine similarity), None for a passage fetched by id.
+    vectors (cosine similarity) for a dense search, the BM25 score for a lexical one, the fused score for a
+    hybrid one, and None for a passage fetched by id. `found_by` says which retrievers returned the passage
+    and where, so a client can see why it is there.
     """
 
     passage_id: int
@@ -30,9 +41,18 @@ class Hit:
     start: int
     end: int
     sha256: str
+    found_by: tuple[Found, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "permalink": self.permalink}
+
+    def rank_in(self, retriever: str) -> int | None:
+        """This passage's rank in one retriever's list, or None if that retriever did not return it."""
+        return next((f.rank for f in self.found_by if f.retriever == retriever), None)
+
+    def found_by_text(self) -> str:
+        """`dense #2, lexical #1`: why the passage is here, for people reading results."""
+        return ", ".join(f"{f.retriever} #{f.rank}" for f in self.found_by)
 
     @property
     def permalink(self) -> str | None:

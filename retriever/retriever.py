@@ -12,20 +12,34 @@ import faiss
 from retriever.bundle import FAISS_NAME, STORE_NAME, Manifest, read_manifest
 from retriever.errors import IndexCorrupt, InvalidQuery, PassageNotFound
 from retriever.faiss_io import ivf_of, read_faiss
-from retriever.hit import Hit
+from retriever.fusion import DEFAULT_FUSION, Fused, Fusion, fuse
+from retriever.hit import Found, Hit
+from retriever.lexical import LexicalIndex
 from retriever.model import Encoder
+from retriever.query import clean_query
 from retriever.store import PassageStore, StoredPassage
+
+MODES = ("dense", "lexical", "hybrid")
 
 
 class Retriever:
     """Search one index bundle. Open it once and share it: every method is safe to call from many threads."""
 
-    def __init__(self, path: Path, manifest: Manifest, index: Any, store: PassageStore, encoder: Encoder) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        index: Any,
+        store: PassageStore,
+        encoder: Encoder,
+        lexical: LexicalIndex | None = None,
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self._index = index
         self._store = store
         self._encoder = encoder
+        self._lexical = lexical
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], device: str | None = None, model: str | None = None) -> Retriever:
@@ -44,42 +58,126 @@ class Retriever:
             )
         encoder = Encoder(model or manifest.model.name, device=device)
         encoder.check_matches(manifest.model.weights_sha256, manifest.model.dimension, manifest.model.name)
-        return cls(bundle, manifest, index, store, encoder)
+        lexical = LexicalIndex(bundle / manifest.lexical["directory"]) if manifest.lexical else None
+        if lexical is not None and len(lexical) != manifest.passages:
+            raise IndexCorrupt(
+                f"{bundle}: the lexical index holds {len(lexical)} passages, the manifest says {manifest.passages}; "
+                "rebuild the index"
+            )
+        return cls(bundle, manifest, index, store, encoder, lexical)
 
     def __len__(self) -> int:
         return self.manifest.passages
 
-    def search(self, query: str, k: int = 10, nprobe: int | None = None) -> list[Hit]:
-        return self.search_batch([query], k=k, nprobe=nprobe)[0]
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The search modes this index supports; an index built without a lexical index only has "dense"."""
+        return MODES if self._lexical is not None else ("dense",)
 
-    def search_batch(self, queries: Sequence[str], k: int = 10, nprobe: int | None = None) -> list[list[Hit]]:
+    @property
+    def default_mode(self) -> str:
+        return "hybrid" if self._lexical is not None else "dense"
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: str | None = None,
+        nprobe: int | None = None,
+        fusion: Fusion | None = None,
+    ) -> list[Hit]:
+        """The k passages that best match `query`, best first. See `search_batch`."""
+        return self.search_batch([query], k=k, mode=mode, nprobe=nprobe, fusion=fusion)[0]
+
+    def search_batch(
+        self,
+        queries: Sequence[str],
+        k: int = 10,
+        *,
+        mode: str | None = None,
+        nprobe: int | None = None,
+        fusion: Fusion | None = None,
+    ) -> list[list[Hit]]:
         """Search many queries at once: one encode call and one FAISS call for all of them.
 
-        k above the number of passages returns every passage.
+        `mode` is "dense" (embedding similarity), "lexical" (BM25) or "hybrid" (both, fused by `fusion`);
+        None means the index's default, hybrid where the index has a lexical side. `nprobe` applies to the
+        dense side of approximate indexes. k above the number of passages returns every passage.
         """
         if isinstance(queries, str):
             raise InvalidQuery("search_batch takes a list of queries; use search() for one")
         for query in queries:
-            if not isinstance(query, str) or not query.strip():
-                raise InvalidQuery("empty query: give some words to search for")
+            if not isinstance(query, str):
+                raise InvalidQuery(f"a query must be a string, got {type(query).__name__}")
+        # Both sides see the same text: bounded, and without lone surrogates (which JSON can carry but no
+        # tokenizer accepts).
+        queries = [clean_query(query) for query in queries]
+        if any(not query.strip() for query in queries):
+            raise InvalidQuery("empty query: give some words to search for")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InvalidQuery(f"k must be a whole number >= 1, got {k!r}")
+        mode = self._check_mode(mode)
         if not queries:
             return []
         k = min(k, self.manifest.passages)
+        fusion = fusion or DEFAULT_FUSION
+        depth = max(k, fusion.depth) if mode == "hybrid" else k
+        dense = self.dense_candidates(queries, depth, nprobe) if mode != "lexical" else None
+        lexical = self.lexical_candidates(queries, depth) if mode != "dense" else None
+        rankings: list[list[Fused]] = []
+        for i in range(len(queries)):
+            if dense is not None and lexical is not None:
+                rankings.append(fuse(dense[i], lexical[i], fusion)[:k])
+            elif dense is not None:
+                rankings.append([Fused(pid, score, (r, score), None) for r, (pid, score) in enumerate(dense[i], 1)])
+            else:
+                assert lexical is not None
+                rankings.append([Fused(pid, score, None, (r, score)) for r, (pid, score) in enumerate(lexical[i], 1)])
+        return self._hits(rankings)
+
+    def dense_candidates(
+        self, queries: Sequence[str], depth: int, nprobe: int | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """(passage id, cosine similarity) of the `depth` nearest passages per query, from FAISS alone."""
         vectors = self._encoder.encode(list(queries), batch_size=64)
-        scores, ids = self._index.search(vectors, k, params=self._search_params(nprobe))
-        passages = self._store.fetch([int(i) for i in ids.ravel() if i >= 0])
+        scores, ids = self._index.search(
+            vectors, min(depth, self.manifest.passages), params=self._search_params(nprobe)
+        )
+        # FAISS pads with -1 when fewer than `depth` vectors are reachable.
+        return [
+            [(int(pid), float(score)) for score, pid in zip(row_scores, row_ids, strict=True) if pid >= 0]
+            for row_scores, row_ids in zip(scores, ids, strict=True)
+        ]
+
+    def lexical_candidates(self, queries: Sequence[str], depth: int) -> list[list[tuple[int, float]]]:
+        """(passage id, BM25 score) of the `depth` best passages per query, from the lexical index alone."""
+        if self._lexical is None:
+            raise InvalidQuery(f"{self.path} has no lexical index; rebuild it to search in lexical or hybrid mode")
+        return self._lexical.search_batch(queries, depth)
+
+    def _check_mode(self, mode: str | None) -> str:
+        if mode is None:
+            return self.default_mode
+        if mode not in MODES:
+            raise InvalidQuery(f"unknown search mode {mode!r}; the modes are {', '.join(MODES)}")
+        if mode not in self.modes:
+            raise InvalidQuery(f"{self.path} has no lexical index, so only dense search; rebuild it for {mode!r}")
+        return mode
+
+    def _hits(self, rankings: list[list[Fused]]) -> list[list[Hit]]:
+        passages = self._store.fetch(sorted({f.passage_id for ranking in rankings for f in ranking}))
         results: list[list[Hit]] = []
-        for row_scores, row_ids in zip(scores, ids, strict=True):
+        for ranking in rankings:
             hits: list[Hit] = []
-            for score, pid in zip(row_scores, row_ids, strict=True):
-                if pid < 0:  # FAISS pads with -1 when fewer than k vectors are reachable
-                    continue
-                stored = passages.get(int(pid))
+            for rank, fused in enumerate(ranking, start=1):
+                stored = passages.get(fused.passage_id)
                 if stored is None:
-                    raise IndexCorrupt(f"{self.path}: passage {int(pid)} is in the index but not in the store")
-                hits.append(_hit(stored, rank=len(hits) + 1, score=float(score)))
+                    raise IndexCorrupt(f"{self.path}: passage {fused.passage_id} is in the index but not in the store")
+                found = tuple(
+                    Found(name, *at) for name, at in (("dense", fused.dense), ("lexical", fused.lexical)) if at
+                )
+                hits.append(_hit(stored, rank=rank, score=fused.score, found_by=found))
             results.append(hits)
         return results
 
@@ -102,7 +200,7 @@ class Retriever:
         return faiss.SearchParametersIVF(nprobe=min(chosen, ivf.nlist))  # type: ignore[call-arg]
 
 
-def _hit(stored: StoredPassage, rank: int, score: float | None) -> Hit:
+def _hit(stored: StoredPassage, rank: int, score: float | None, found_by: tuple[Found, ...] = ()) -> Hit:
     return Hit(
         passage_id=stored.passage_id,
         rank=rank,
@@ -118,4 +216,5 @@ def _hit(stored: StoredPassage, rank: int, score: float | None) -> Hit:
         start=stored.start,
         end=stored.end,
         sha256=stored.sha256,
+        found_by=found_by,
     )

@@ -33,10 +33,10 @@ def flat_and_ivf(tmp_path_factory: pytest.TempPathFactory, corpus_xml: Path, tin
 def test_ivf_index_visiting_every_list_equals_exact_search(flat_and_ivf: tuple[Path, Path]) -> None:
     flat, ivf = (Retriever.open(p) for p in flat_and_ivf)
     assert ivf.manifest.faiss_factory == "IVF8,Flat" and ivf.manifest.search_params == {"nprobe": 8}
-    exact = flat.search_batch(QUERIES, k=10)
-    every_list = ivf.search_batch(QUERIES, k=10, nprobe=8)
+    exact = flat.search_batch(QUERIES, k=10, mode="dense")
+    every_list = ivf.search_batch(QUERIES, k=10, mode="dense", nprobe=8)
     assert [[h.passage_id for h in hits] for hits in every_list] == [[h.passage_id for h in hits] for hits in exact]
-    one_list = ivf.search_batch(QUERIES, k=10, nprobe=1)
+    one_list = ivf.search_batch(QUERIES, k=10, mode="dense", nprobe=1)
     assert all(len(hits) >= 1 for hits in one_list)  # fewer lists visited: still answers, possibly fewer hits
     with pytest.raises(InvalidQuery, match="nprobe"):
         ivf.search("hotel", nprobe=0)

@@ -68,6 +68,10 @@ class Corpus:
             return read_jsonl(
                 self.path, stats, flavour=self.format, base_url=self.base_url, skip_errors=self.skip_errors
             )
+        if self.format == "squad":
+            from index_build.readers.squad import read_squad
+
+            return read_squad(self.path, stats, base_url=self.base_url, skip_errors=self.skip_errors)
         from index_build.readers.parquet import read_parquet
 
         return read_parquet(self.path, stats, base_url=self.base_url)

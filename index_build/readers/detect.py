@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from index_build.documents import CorpusError
 from index_build.readers.common import compression_of, read_head
 
-FORMATS: tuple[str, ...] = ("mediawiki", "jsonl", "parquet", "beir")
+FORMATS: tuple[str, ...] = ("mediawiki", "jsonl", "parquet", "beir", "squad")
 
 PARQUET_MAGIC = b"PAR1"
+# A SQuAD file is one JSON object, often on one line longer than the head: recognised by its keys.
+_SQUAD_DATA = re.compile(r'"data"\s*:\s*\[')
+_SQUAD_PARAGRAPHS = re.compile(r'"paragraphs"\s*:\s*\[')
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (b"\xef\xbb\xbf", "utf-8"),
     (b"\xff\xfe\x00\x00", "utf-32-le"),
@@ -44,7 +48,8 @@ def text_encoding(head: bytes) -> tuple[str, int]:
 def _unknown(path: Path, why: str) -> CorpusError:
     return CorpusError(
         f"cannot tell the format of {path}: {why}; the formats are {', '.join(FORMATS)} "
-        "(MediaWiki XML export, .xml or .xml.bz2; JSONL; Parquet; BEIR corpus.jsonl): name one with --format"
+        "(MediaWiki XML export, .xml or .xml.bz2; JSONL; Parquet; BEIR corpus.jsonl; SQuAD JSON): "
+        "name one with --format"
     )
 
 
@@ -62,8 +67,8 @@ def check_file(path: Path) -> None:
 def detect_format(path: str | os.PathLike[str]) -> str:
     """One of `FORMATS`, from the file's first bytes (decompressed if bz2 or gzip); `CorpusError` if none fits.
 
-    `PAR1` is Parquet; `<` (after any byte-order mark and whitespace) is MediaWiki XML; `{` is JSON lines,
-    BEIR when the first record has an `_id` key.
+    `PAR1` is Parquet; `<` (after any byte-order mark and whitespace) is MediaWiki XML; `{` is SQuAD when the
+    head shows a `"data"` list with `"paragraphs"`, else JSON lines, BEIR when the first record has an `_id` key.
     """
     path = Path(path)
     check_file(path)
@@ -84,16 +89,26 @@ def detect_format(path: str | os.PathLike[str]) -> str:
             return "mediawiki"
         raise _unknown(path, "it is XML but has no <mediawiki> root element")
     if text.startswith("{"):
-        return _jsonl_flavour(text)
+        return _json_flavour(text)
     raise _unknown(path, "its content matches none of them")
 
 
-def _jsonl_flavour(text: str) -> str:
-    """BEIR when the first record has `_id`, else JSONL (also when the first line is too long or broken to
-    parse: the JSONL reader then reports it with its line number)."""
+def _json_flavour(text: str) -> str:
+    """SQuAD, BEIR when the first record has `_id`, else JSONL (also when the first line is too long or broken
+    to parse: the JSONL reader then reports it with its line number).
+
+    SQuAD is told apart by a first line that is not a complete record on its own (one huge line, or JSON
+    spread over lines) or one that is a `{"data": ...}` object, and a head showing `"data": [` and
+    `"paragraphs": [`; a JSONL record that merely mentions those words inside its text is a complete line.
+    """
     first = text.split("\n", 1)[0]
     try:
         record = json.loads(first)
     except ValueError:
+        record = None
+    squad_shaped = record is None or (isinstance(record, dict) and "data" in record)
+    if squad_shaped and _SQUAD_DATA.search(text) and _SQUAD_PARAGRAPHS.search(text):
+        return "squad"
+    if record is None:
         return "jsonl"
     return "beir" if isinstance(record, dict) and "_id" in record else "jsonl"

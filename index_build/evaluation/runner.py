@@ -1,0 +1,190 @@
+"""Run questions through a retriever in each search mode and score the results: one table, one JSON report.
+
+Searches go through `Retriever.search_batch`, the same path users take, in batches; only those calls are
+timed, so queries/s is the search's own speed (encoding + FAISS or lexical search + store), not the metric
+arithmetic's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from index_build.evaluation.errors import EvaluationError
+from index_build.evaluation.metrics import (
+    ANSWER_KS,
+    MRR_K,
+    NDCG_K,
+    RECALL_KS,
+    answer_tokens,
+    document_ranking,
+    gold_recall,
+    has_answer,
+    qrels_metrics,
+    reciprocal_rank,
+)
+from index_build.evaluation.questions import Question
+from retriever.hit import Hit
+from retriever.retriever import MODES, Retriever
+
+# Column order of the table and the JSON report; a metric that does not apply to the data is left out.
+METRIC_ORDER: tuple[str, ...] = (
+    *(f"recall@{k}" for k in RECALL_KS),
+    *(f"answer@{k}" for k in ANSWER_KS),
+    f"mrr@{MRR_K}",
+    f"ndcg@{NDCG_K}",
+    "qps",
+)
+
+
+@dataclass
+class EvaluationReport:
+    """Mean metrics per mode (`modes[mode][metric]`), over the questions each metric applies to."""
+
+    modes: dict[str, dict[str, float]]
+    questions: int
+    index: str
+    dataset: str
+    depth: int = 100
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's JSON shape: `{"modes": {mode: {metric: value}}, "questions", "index", "dataset"}`."""
+        return {"modes": self.modes, "questions": self.questions, "index": self.index, "dataset": self.dataset}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+    def table(self) -> str:
+        """One row per mode, one column per metric that applies, then queries/s; fixed-width for a terminal."""
+        columns = [m for m in METRIC_ORDER if any(m in row for row in self.modes.values())]
+        width = max([len("mode"), *(len(mode) for mode in self.modes)])
+        lines = ["  ".join(["mode".ljust(width), *(c.rjust(max(len(c), 6)) for c in columns)])]
+        for mode, row in self.modes.items():
+            cells = [_cell(row.get(c), c).rjust(max(len(c), 6)) for c in columns]
+            lines.append("  ".join([mode.ljust(width), *cells]))
+        return "\n".join(lines)
+
+
+def _cell(value: float | None, column: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if column == "qps" else f"{value:.3f}"
+
+
+def parse_modes(text: str | None) -> list[str | None]:
+    """`--mode dense,hybrid` as a list of modes; None (no option) is `[None]`, the index's default mode."""
+    if text is None:
+        return [None]
+    modes = [part.strip() for part in text.split(",")]
+    if not all(modes):
+        raise EvaluationError(f"--mode {text!r} has an empty item; give e.g. --mode {','.join(MODES)}")
+    return list(dict.fromkeys(modes))
+
+
+def check_options(modes: Sequence[str | None], depth: int, batch_size: int) -> list[str | None]:
+    """The modes without repeats, once every option is known to be usable; else `EvaluationError`.
+
+    Separate from `evaluate` so that the CLI can check a user's options before loading the model.
+    """
+    if not modes:
+        raise EvaluationError(f"no search mode given; the modes are {', '.join(MODES)}")
+    unknown = [m for m in modes if m is not None and m not in MODES]
+    if unknown:
+        raise EvaluationError(f"unknown search mode {unknown[0]!r}; the modes are {', '.join(MODES)}")
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise EvaluationError(f"depth must be a whole number >= 1, got {depth!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise EvaluationError(f"batch size must be a whole number >= 1, got {batch_size!r}")
+    return list(dict.fromkeys(modes))
+
+
+def evaluate(
+    retriever: Retriever,
+    questions: Sequence[Question],
+    modes: Sequence[str | None],
+    depth: int = 100,
+    batch_size: int = 64,
+    *,
+    dataset: str = "",
+) -> EvaluationReport:
+    """Search every question `depth` passages deep in each mode and report the metrics that apply.
+
+    A mode of None is the index's default mode (`Retriever.default_mode`) and is reported under that name.
+    Metrics at a cut-off above `depth` are not reported, since they could not be computed honestly.
+    """
+    modes = check_options(modes, depth, batch_size)
+    if not questions:
+        raise EvaluationError("no questions to evaluate")
+    texts = [q.text for q in questions]
+    scorer = _Scorer(questions, depth)
+    results: dict[str, dict[str, float]] = {}
+    for mode in dict.fromkeys(m or retriever.default_mode for m in modes):
+        # One untimed search first: it fails fast on a mode the index lacks, and whatever a mode loads
+        # lazily is not charged to its queries/s.
+        retriever.search_batch(texts[:1], k=1, mode=mode)
+        seconds = 0.0
+        hits: list[list[Hit]] = []
+        for start in range(0, len(texts), batch_size):
+            began = time.perf_counter()
+            hits += retriever.search_batch(texts[start : start + batch_size], k=depth, mode=mode)
+            seconds += time.perf_counter() - began
+        row = scorer.score(hits)
+        row["qps"] = len(texts) / seconds if seconds > 0 else float("inf")
+        results[mode] = row
+    return EvaluationReport(results, len(questions), str(retriever.path), dataset, depth)
+
+
+class _Scorer:
+    """Per-question metrics averaged per metric; passage tokens are cached across questions and modes, since
+    the same passages come back again and again."""
+
+    def __init__(self, questions: Sequence[Question], depth: int) -> None:
+        self.questions = questions
+        self.depth = depth
+        self.answers = [tuple(t for t in map(answer_tokens, q.answers) if t) for q in questions]
+        self._tokens: dict[int, tuple[str, ...]] = {}
+
+    def score(self, results: Sequence[Sequence[Hit]]) -> dict[str, float]:
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+
+        def add(name: str, value: float) -> None:
+            sums[name] = sums.get(name, 0.0) + value
+            counts[name] = counts.get(name, 0) + 1
+
+        qrels: dict[str, dict[str, int]] = {}
+        run: dict[str, dict[str, float]] = {}
+        for i, (question, hits) in enumerate(zip(self.questions, results, strict=True)):
+            answers = self.answers[i]
+            found = [has_answer(answers, self._passage_tokens(h)) for h in hits] if answers else []
+            if answers:
+                for k in (k for k in ANSWER_KS if k <= self.depth):
+                    add(f"answer@{k}", float(any(found[:k])))
+            documents = document_ranking(hits)
+            ranked = [doc for doc, _ in documents]
+            if question.qrels:
+                qrels[str(i)] = dict(question.qrels)
+                run[str(i)] = dict(documents)
+            elif question.gold_documents:
+                for k in (k for k in RECALL_KS if k <= self.depth):
+                    add(f"recall@{k}", gold_recall(ranked, question.gold_documents, k))
+            if self.depth >= MRR_K:
+                if question.gold_documents or question.qrels:
+                    gold = set(question.gold_documents)
+                    add(f"mrr@{MRR_K}", reciprocal_rank([doc in gold for doc in ranked], MRR_K))
+                elif answers:
+                    add(f"mrr@{MRR_K}", reciprocal_rank(found, MRR_K))
+        for per_query in qrels_metrics(qrels, run, self.depth).values():
+            for name, value in per_query.items():
+                add(name, value)
+        means = {name: sums[name] / counts[name] for name in sums}
+        return {name: means[name] for name in METRIC_ORDER if name in means}
+
+    def _passage_tokens(self, hit: Hit) -> tuple[str, ...]:
+        tokens = self._tokens.get(hit.passage_id)
+        if tokens is None:
+            tokens = self._tokens[hit.passage_id] = answer_tokens(hit.text)
+        return tokens
