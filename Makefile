@@ -8,8 +8,12 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_PIN ?= torch==2.13.0
 DEMO_CORPUS := data/enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2
 DEMO_INDEX := demo.idx
+# The browser test drives Debian's chromium, never a browser Playwright downloads; only `make test` needs it.
+CHROMIUM := /usr/bin/chromium
+DEMO_HOST := 127.0.0.1
+DEMO_PORT := 8000
 
-.PHONY: install demo test lint bench clean
+.PHONY: install chromium demo test lint bench clean
 
 install: $(STAMP)
 
@@ -20,6 +24,20 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# apt-get as root, through sudo otherwise; with neither, say so and go on: tests/test_web_browser.py then
+# skips on a developer's machine and fails under CI=true.
+chromium:
+	@if [ -x $(CHROMIUM) ]; then \
+		echo "chromium: $(CHROMIUM) is installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	elif command -v sudo >/dev/null 2>&1; then \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else \
+		echo "chromium: $(CHROMIUM) is missing and neither root nor sudo is available;" \
+		     "install it with: apt-get install -y chromium" >&2; \
+	fi
+
 $(DEMO_INDEX)/manifest.json: $(STAMP) $(DEMO_CORPUS)
 	$(BIN)/groundsearch build $(DEMO_CORPUS) --out $(DEMO_INDEX) --force
 
@@ -29,13 +47,15 @@ demo: $(DEMO_INDEX)/manifest.json
 	          "when was abraham lincoln assassinated"; do \
 		echo; echo "=== $$q"; $(BIN)/groundsearch query $(DEMO_INDEX) "$$q" -k 3 || exit 1; \
 	done
+	@echo; echo "To search it in a browser, run (then open the URL):"
+	@echo "$(BIN)/groundsearch serve $(DEMO_INDEX) --host $(DEMO_HOST) --port $(DEMO_PORT)  # http://$(DEMO_HOST):$(DEMO_PORT)/"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy retriever index_build groundsearch
+	$(BIN)/mypy retriever index_build groundsearch web
 
-test: lint
+test: lint chromium
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -1,0 +1,105 @@
+"""The JSON API: search, passage by id, info, health. Each route validates, calls `Retriever`, and converts.
+
+Routes are plain `def`s: FastAPI runs them in its threadpool, so a search (model forward pass, FAISS, SQLite)
+never blocks the event loop and many clients are served at once. `Retriever` is safe to share between threads.
+
+No `from __future__ import annotations` here: the parameter annotations refer to `limits`, a local of
+`api_router`, and FastAPI must evaluate them when the route is defined, not later as strings.
+"""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+
+from retriever import Retriever
+from web.models import ErrorResponse, Health, InfoResponse, Limits, Passage, SearchHit, SearchResponse
+
+# SQLite integers are signed 64-bit: a larger id could never exist, and would overflow the driver.
+MAX_PASSAGE_ID = 2**63 - 1
+
+
+async def get_retriever(request: Request) -> Retriever:
+    # async: a sync dependency would cost every request an extra trip through the threadpool.
+    retriever: Retriever = request.app.state.retriever
+    return retriever
+
+
+RetrieverDep = Annotated[Retriever, Depends(get_retriever)]
+
+
+def require_words(query: str, parameter: str = "q") -> None:
+    """Refuse a blank query with the same 422 shape FastAPI uses for every other bad parameter."""
+    if not query.strip():
+        raise RequestValidationError(
+            [
+                {
+                    "type": "string_blank",
+                    "loc": ("query", parameter),
+                    "msg": "empty query: give some words to search for",
+                    "input": query,
+                }
+            ]
+        )
+
+
+def api_router(limits: Limits) -> APIRouter:
+    """The `/api` routes, with `limits` written into their parameter checks (and so into the OpenAPI document)."""
+    router = APIRouter(prefix="/api", tags=["api"])
+
+    @router.get("/search", summary="Search the corpus")
+    def search(
+        retriever: RetrieverDep,
+        q: Annotated[str, Query(min_length=1, max_length=limits.max_query_chars, description="What to search for.")],
+        k: Annotated[int, Query(ge=1, le=limits.max_k, description="How many passages to return.")] = limits.default_k,
+        nprobe: Annotated[
+            int | None,
+            Query(ge=1, description="IVF lists to visit (approximate indexes only); default: the index's own."),
+        ] = None,
+        mode: Annotated[
+            Literal["dense", "lexical", "hybrid"] | None,
+            Query(description="dense (embeddings), lexical (BM25) or hybrid (both); default: the index's own."),
+        ] = None,
+    ) -> SearchResponse:
+        """The `k` passages that best match `q`, best first, each verbatim with its provenance."""
+        require_words(q)
+        hits = retriever.search(q, k=k, mode=mode, nprobe=nprobe)
+        return SearchResponse(
+            query=q,
+            mode=mode or retriever.default_mode,
+            k=k,
+            nprobe=nprobe,
+            hits=[SearchHit.from_hit(h) for h in hits],
+        )
+
+    @router.get(
+        "/passages/{passage_id}",
+        summary="One passage by id",
+        responses={404: {"model": ErrorResponse, "description": "No passage has this id."}},
+    )
+    def passage(
+        retriever: RetrieverDep,
+        passage_id: Annotated[int, Path(ge=0, le=MAX_PASSAGE_ID, description="A `passage_id` from a search.")],
+    ) -> Passage:
+        """The passage exactly as stored, e.g. to re-check a citation."""
+        return Passage.from_hit(retriever.get(passage_id))
+
+    @router.get("/info", summary="What this index holds")
+    async def info(request: Request) -> InfoResponse:
+        """Model, counts, build date, corpus files and this server's limits."""
+        summary: InfoResponse = request.app.state.info
+        return summary
+
+    return router
+
+
+health_router = APIRouter(tags=["health"])
+
+
+# Two routes, not one `api_route(methods=["GET", "HEAD"])`: that gives both operations one operationId, which
+# makes /openapi.json invalid (ids must be unique) and warns each time the schema is built.
+@health_router.get("/healthz", summary="Liveness")
+@health_router.head("/healthz", summary="Liveness, headers only", operation_id="healthz_head")
+async def healthz(retriever: RetrieverDep) -> Health:
+    """Answers as long as the server runs; the index was opened and checked at start-up."""
+    return Health(passages=len(retriever))

@@ -1,0 +1,96 @@
+"""The app factory: open the index once, wire the API, the page and the static files, map domain errors to HTTP.
+
+`create_app` takes a path or an open `Retriever`, so tests and embedding programs can hand one in; nothing is
+kept in module globals, and two apps over two indexes can live in one process.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from retriever import GroundsearchError, InvalidQuery, PassageNotFound, Retriever
+from retriever.bundle import bundle_info
+from web.api import api_router, health_router
+from web.models import InfoResponse, Limits
+from web.pages import pages_router
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_LIMITS = Limits()
+
+DESCRIPTION = """\
+Search one groundsearch index. Every hit is a stored passage, verbatim, with its provenance (title, URL,
+permalink to the revision, character offsets, SHA-256), so a client can quote it and cite it. Nothing here
+writes: every route is a GET.
+"""
+
+
+def create_app(
+    index: str | os.PathLike[str] | Retriever,
+    *,
+    max_query_chars: int = DEFAULT_LIMITS.max_query_chars,
+    max_k: int = DEFAULT_LIMITS.max_k,
+    default_k: int = DEFAULT_LIMITS.default_k,
+    cors_origins: Sequence[str] = (),
+    device: str | None = None,
+) -> FastAPI:
+    """Build the web app over one index.
+
+    A path is opened here, once, so a missing or invalid index raises its `GroundsearchError` before any
+    server starts. `cors_origins` lists the origins whose pages may call the API from a browser; none by
+    default. `device` is the torch device for the query encoder when a path is given.
+    """
+    if min(max_query_chars, max_k, default_k) < 1 or default_k > max_k:
+        raise ValueError(
+            f"limits must be at least 1 and default_k <= max_k; got max_query_chars={max_query_chars}, "
+            f"max_k={max_k}, default_k={default_k}"
+        )
+    limits = Limits(max_query_chars=max_query_chars, max_k=max_k, default_k=default_k)
+    retriever = index if isinstance(index, Retriever) else Retriever.open(index, device=device)
+    modes = [retriever.default_mode, *(m for m in retriever.modes if m != retriever.default_mode)]
+    info = InfoResponse.from_bundle_info(bundle_info(retriever.path), modes, limits)
+
+    app = FastAPI(title="groundsearch", version=_version(), description=DESCRIPTION)
+    app.state.retriever = retriever
+    app.state.info = info
+    app.state.limits = limits
+    app.include_router(api_router(limits))
+    app.include_router(health_router)
+    app.include_router(pages_router(limits))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(PassageNotFound, _not_found)
+    app.add_exception_handler(InvalidQuery, _invalid_query)
+    app.add_exception_handler(GroundsearchError, _server_error)
+    if cors_origins:
+        # Read-only API: browsers on those origins may GET, nothing else, and send no credentials.
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET"])
+    return app
+
+
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+async def _invalid_query(request: Request, exc: Exception) -> JSONResponse:
+    # Route parameters are checked before the retriever sees them; this is the backstop, in FastAPI's shape.
+    error = {"type": "invalid_query", "loc": ["query"], "msg": str(exc)}
+    return JSONResponse({"detail": [error]}, status_code=422)
+
+
+async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+    # The index went bad under a running server (a file replaced or truncated): say so, in one line.
+    return JSONResponse({"detail": str(exc)}, status_code=500)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("groundsearch")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"

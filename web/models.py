@@ -1,0 +1,152 @@
+"""The JSON API's response models: what `/docs` shows a client, and the only shapes the API ever returns.
+
+They mirror `retriever.Hit` and the manifest rather than inventing fields, so a client can cite and check a
+passage exactly as a library user would: `sha256(text.encode("utf-8")) == sha256`, and `text` is the slice
+`[start:end]` of the cleaned article at `revision`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import PurePath
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from retriever import Hit
+
+P = TypeVar("P", bound="Passage")
+
+
+class Limits(BaseModel):
+    """What one request may ask for. Bounds keep one client from tying up the encoder or the threadpool."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_query_chars: int = Field(default=500, description="Longest query accepted, in characters.")
+    max_k: int = Field(default=100, description="Most passages one search may return.")
+    default_k: int = Field(default=10, description="Passages returned when `k` is not given.")
+
+
+class Passage(BaseModel):
+    """A stored passage, verbatim, with everything needed to cite it and check it against its source."""
+
+    passage_id: int = Field(description="Stable id within this index; GET /api/passages/{passage_id} returns it.")
+    text: str = Field(description="The passage exactly as stored: sha256(text.encode('utf-8')) == sha256.")
+    title: str = Field(description="Title of the article the passage comes from.")
+    section: str = Field(description="Section heading within the article; empty for the lead.")
+    url: str | None = Field(description="The article's URL at its source.")
+    permalink: str | None = Field(description="A link to the exact revision the passage was taken from.")
+    revision: str | None = Field(description="The source's revision id of the article.")
+    timestamp: str | None = Field(description="When that revision was saved, as the source reports it.")
+    document_id: int = Field(description="Id of the article within this index.")
+    source_id: str = Field(description="The article's id at its source (e.g. the MediaWiki page id).")
+    start: int = Field(description="Offset of the first character in the article's cleaned text.")
+    end: int = Field(description="Offset one past the last character in the article's cleaned text.")
+    sha256: str = Field(description="SHA-256 of the UTF-8 text, hex.")
+    citation: str = Field(description="One line to print under an answer: title, permalink, passage id, offsets.")
+
+    @classmethod
+    def from_hit(cls: type[P], hit: Hit) -> P:
+        fields = {name: getattr(hit, name) for name in cls.model_fields if name != "citation"}
+        return cls(**fields, citation=hit.citation())
+
+
+class FoundBy(BaseModel):
+    """Where one retriever ranked a hit."""
+
+    retriever: Literal["dense", "lexical"] = Field(description="dense: embedding similarity; lexical: BM25.")
+    rank: int = Field(description="1-based rank in that retriever's own list.")
+    score: float = Field(description="That retriever's score: cosine similarity (dense) or BM25 (lexical).")
+
+
+class SearchHit(Passage):
+    """A passage found by a search, with its place in the ranking and which retrievers found it."""
+
+    rank: int = Field(description="1 for the best match.")
+    score: float = Field(
+        description="Higher is closer: cosine similarity in dense mode, BM25 in lexical mode, the fused score "
+        "(in [0, 1]) in hybrid mode."
+    )
+    found_by: list[FoundBy] = Field(description="Each retriever that returned this passage, with its rank there.")
+
+    @classmethod
+    def from_hit(cls, hit: Hit) -> SearchHit:
+        if hit.score is None:
+            raise ValueError(f"passage {hit.passage_id} was fetched by id, not found by a search: it has no score")
+        fields = {name: getattr(hit, name) for name in Passage.model_fields if name != "citation"}
+        found = [FoundBy(retriever=f.retriever, rank=f.rank, score=f.score) for f in hit.found_by]  # type: ignore[arg-type]
+        return cls(**fields, citation=hit.citation(), rank=hit.rank, score=hit.score, found_by=found)
+
+
+class SearchResponse(BaseModel):
+    query: str = Field(description="The query as received.")
+    mode: str = Field(description="The search mode used: dense, lexical or hybrid.")
+    k: int = Field(description="Passages asked for; fewer come back only if the index holds fewer.")
+    nprobe: int | None = Field(description="IVF lists visited, as asked; null means the index's default.")
+    hits: list[SearchHit]
+
+
+class ModelSummary(BaseModel):
+    name: str
+    dimension: int
+    weights_sha256: str
+
+
+class SourceSummary(BaseModel):
+    name: str = Field(description="File name of a corpus file the index was built from (no server path).")
+    format: str
+    size: int
+    sha256: str
+
+
+class InfoResponse(BaseModel):
+    """The manifest summary: what was indexed, with which model, when, and the limits this server applies."""
+
+    index: str = Field(description="Name of the index directory.")
+    model: ModelSummary
+    documents: int
+    passages: int
+    faiss_factory: str
+    metric: str
+    search_params: dict[str, Any]
+    modes: list[str] = Field(description="Search modes this index supports; the first is the default.")
+    created_at: str = Field(description="When the index was built (ISO 8601, UTC).")
+    package_version: str = Field(description="The groundsearch version that built it.")
+    total_bytes: int
+    bytes_per_passage: float | None
+    sources: list[SourceSummary]
+    limits: Limits
+
+    @classmethod
+    def from_bundle_info(cls, details: dict[str, Any], modes: Sequence[str], limits: Limits) -> InfoResponse:
+        m = details["manifest"]
+        return cls(
+            index=PurePath(details["path"]).name,
+            model=ModelSummary(**m["model"]),
+            documents=m["documents"],
+            passages=m["passages"],
+            faiss_factory=m["faiss_factory"],
+            metric=m["metric"],
+            search_params=m["search_params"],
+            modes=list(modes),
+            created_at=m["created_at"],
+            package_version=m["package_version"],
+            total_bytes=details["total_bytes"],
+            bytes_per_passage=details["bytes_per_passage"],
+            # Only file names: where the corpus lay on the build machine is not the clients' business.
+            sources=[
+                SourceSummary(name=PurePath(s["path"]).name, format=s["format"], size=s["size"], sha256=s["sha256"])
+                for s in m["sources"]
+            ],
+            limits=limits,
+        )
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    passages: int
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="One line saying what went wrong.")
