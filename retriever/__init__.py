@@ -11,8 +11,10 @@ from retriever.errors import (
     PassageNotFound,
 )
 from retriever.fusion import DEFAULT_FUSION, Fusion
-from retriever.hit import Found, Hit
+from retriever.highlight import Highlighter
+from retriever.hit import Found, Hit, Span
 from retriever.model import DEFAULT_MODEL, Encoder
+from retriever.rerank import Reranker
 from retriever.retriever import MODES, Retriever
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "Found",
     "Fusion",
     "GroundsearchError",
+    "Highlighter",
     "Hit",
     "IndexCorrupt",
     "IndexNotFound",
@@ -31,6 +34,8 @@ __all__ = [
     "ModelMismatch",
     "ModelUnavailable",
     "PassageNotFound",
+    "Reranker",
     "Retriever",
+    "Span",
     "read_manifest",
 ]

@@ -17,6 +17,21 @@ class Found:
 
 
 @dataclass(frozen=True)
+class Span:
+    """Offsets into a hit's `text`: `text[start:end]` is the part that best answers the query, verbatim.
+
+    Offsets, not a copy of the words, so that whatever shows the highlight emphasises characters of the
+    stored passage and can never show anything else.
+    """
+
+    start: int
+    end: int
+
+    def of(self, text: str) -> str:
+        return text[self.start : self.end]
+
+
+@dataclass(frozen=True)
 class Hit:
     """One passage returned by a search or by `Retriever.get`.
 
@@ -24,7 +39,9 @@ class Hit:
     `[start:end]` of the cleaned article text. `rank` is 1-based; `score` is the inner product of unit
     vectors (cosine similarity) for a dense search, the BM25 score for a lexical one, the fused score for a
     hybrid one, and None for a passage fetched by id. `found_by` says which retrievers returned the passage
-    and where, so a client can see why it is there.
+    and where, so a client can see why it is there. `highlight` is the sentence (or clause) of `text` that
+    best answers the query (`retriever.highlight`); None for a passage fetched by id, a search made with
+    `highlight=False`, or a passage with no words.
     """
 
     passage_id: int
@@ -42,9 +59,23 @@ class Hit:
     end: int
     sha256: str
     found_by: tuple[Found, ...] = ()
+    highlight: Span | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, `highlight` as `{"start": ..., "end": ...}` offsets into `text` (or None)."""
         return {**asdict(self), "permalink": self.permalink}
+
+    @property
+    def highlighted_text(self) -> str | None:
+        """`text[highlight.start:highlight.end]`: the highlighted words, or None without a highlight."""
+        return self.highlight.of(self.text) if self.highlight else None
+
+    @property
+    def highlight_in_article(self) -> Span | None:
+        """The highlight as offsets into the article's cleaned text, like `start` and `end`, for citing it."""
+        if self.highlight is None:
+            return None
+        return Span(self.start + self.highlight.start, self.start + self.highlight.end)
 
     def rank_in(self, retriever: str) -> int | None:
         """This passage's rank in one retriever's list, or None if that retriever did not return it."""

@@ -80,6 +80,11 @@ def analyzer() -> Any:
     )
 
 
+def query_terms(analyzer: Any, text: str) -> list[str]:
+    """A query's terms as `analyzer` (from `analyzer()`) cuts them: deduplicated, in order, at most 64."""
+    return list(dict.fromkeys(analyzer.analyze(clean_query(text))))[:MAX_QUERY_TERMS]
+
+
 def schema() -> Any:
     builder = _tantivy().SchemaBuilder()
     builder.add_integer_field(ID_FIELD, fast=True, stored=False, indexed=False)
@@ -152,7 +157,11 @@ class LexicalIndex:
 
     def terms(self, text: str) -> list[str]:
         """The analysed terms of a query, deduplicated, in order: exactly what is searched for."""
-        return list(dict.fromkeys(self._analyzer.analyze(clean_query(text))))[:MAX_QUERY_TERMS]
+        return query_terms(self._analyzer, text)
+
+    def doc_freqs(self, terms: Sequence[str]) -> dict[str, int]:
+        """How many passages hold each analysed term: what makes a rare word count for more in a highlight."""
+        return {term: int(self._searcher.doc_freq(TEXT_FIELD, term)) for term in terms}
 
     def search(self, text: str, k: int) -> list[tuple[int, float]]:
         """(passage id, BM25 score) of the k best passages, best first; [] when no term survives analysis."""

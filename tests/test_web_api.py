@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from markupsafe import escape
 from typer.testing import CliRunner
 
 from groundsearch.cli import app as cli_app
-from retriever import GroundsearchError, IndexCorrupt, IndexNotFound, Retriever
+from retriever import GroundsearchError, IndexCorrupt, IndexNotFound, Reranker, Retriever
 from retriever.bundle import FAISS_NAME, STORE_NAME
 from web import create_app
 from web.api import MAX_PASSAGE_ID
@@ -92,11 +93,34 @@ def test_search_returns_the_retrievers_hits_in_the_documented_shape(client: Test
     assert set(body) == set(SearchResponse.model_fields)
     assert all(set(hit) == set(SearchHit.model_fields) for hit in body["hits"])  # nothing extra leaks out
     assert (body["query"], body["mode"], body["k"], body["nprobe"]) == (HOTEL, "hybrid", 3, None)
+    assert (body["ef_search"], body["reranked"]) == (None, False)
     assert body["hits"][0]["title"] == "Hotel Charlottetown"
     assert body["hits"] == expected_hits(retriever, HOTEL, 3)
     assert {f["retriever"] for f in body["hits"][0]["found_by"]} == {"dense", "lexical"}
     for hit in body["hits"]:
         assert hashlib.sha256(hit["text"].encode("utf-8")).hexdigest() == hit["sha256"]
+
+
+def test_highlight_can_be_turned_off(client: TestClient) -> None:
+    on = client.get("/api/search", params={"q": HOTEL, "k": 2}).json()["hits"]
+    off = client.get("/api/search", params={"q": HOTEL, "k": 2, "highlight": "false"}).json()["hits"]
+    assert all(h["highlight"] is not None for h in on) and all(h["highlight"] is None for h in off)
+    assert [h["passage_id"] for h in on] == [h["passage_id"] for h in off]
+
+
+def test_rerank_follows_the_server(client: TestClient, retriever: Retriever, tiny_cross_encoder: Path) -> None:
+    """Without `serve --rerank` asking for it is a 422; with one, every search is reranked unless turned off."""
+    refused = client.get("/api/search", params={"q": HOTEL, "rerank": "true"})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "rerank"]
+    reranker = Reranker(str(tiny_cross_encoder), device="cpu", depth=20)
+    with TestClient(create_app(retriever, reranker=reranker)) as reranking:
+        body = reranking.get("/api/search", params={"q": HOTEL, "k": 3}).json()
+        expected = [SearchHit.from_hit(h).model_dump(mode="json") for h in retriever.search(HOTEL, 3, rerank=reranker)]
+        assert body["reranked"] is True and body["hits"] == expected
+        plain = reranking.get("/api/search", params={"q": HOTEL, "k": 3, "rerank": "false"}).json()
+        assert plain["reranked"] is False and plain["hits"] == expected_hits(retriever, HOTEL, 3)
+        page = reranking.get("/", params={"q": HOTEL, "k": "3"}).text
+        assert page.count('<li class="result"') == 3
 
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
@@ -140,6 +164,8 @@ def test_passage_by_id_is_the_stored_passage(client: TestClient, retriever: Retr
         ("/api/search", {"q": "airport", "nprobe": 0}, ["query", "nprobe"]),
         ("/api/search", {"q": "airport", "nprobe": "many"}, ["query", "nprobe"]),
         ("/api/search", {"q": "airport", "mode": "fuzzy"}, ["query", "mode"]),
+        ("/api/search", {"q": "airport", "ef_search": 0}, ["query", "ef_search"]),
+        ("/api/search", {"q": "airport", "highlight": "maybe"}, ["query", "highlight"]),
         ("/api/passages/-1", {}, ["path", "passage_id"]),
         ("/api/passages/abc", {}, ["path", "passage_id"]),
         ("/api/passages/1.5", {}, ["path", "passage_id"]),
@@ -188,7 +214,8 @@ def test_openapi_lists_routes_parameters_and_limits(client: TestClient) -> None:
     assert len(operation_ids) == len(set(operation_ids)), operation_ids  # OpenAPI requires them unique
 
     search = {p["name"]: p for p in paths["/api/search"]["get"]["parameters"]}
-    assert set(search) == {"q", "k", "nprobe", "mode"} and search["q"]["required"]
+    assert set(search) == {"q", "k", "nprobe", "mode", "ef_search", "highlight", "rerank"}
+    assert search["q"]["required"]
     modes = next(s for s in search["mode"]["schema"]["anyOf"] if "enum" in s)["enum"]
     assert modes == ["dense", "lexical", "hybrid"] and not search["mode"]["required"]
     assert search["q"]["schema"]["maxLength"] == Limits().max_query_chars
@@ -259,7 +286,13 @@ def test_markup_is_verbatim_in_json_and_escaped_on_the_page(markup_client: TestC
     assert page.status_code == 200
     html = page.text
     assert "&lt;script&gt;alert(&#34;groundsearch&#34;)&lt;/script&gt;" in html
-    assert str(escape(tagged["text"])) in html and str(escape(MARKUP_TITLE)) in html
+    assert str(escape(MARKUP_TITLE)) in html
+    # The passage is shown whole, escaped, its highlight inside <mark>: three escaped pieces, no markup built.
+    s, e = tagged["highlight"]["start"], tagged["highlight"]["end"]
+    text = tagged["text"]
+    assert SCRIPT in text[s:e]  # the highlight is the sentence with the tag in it
+    shown = f'{escape(text[:s])}<mark class="answer" title="the part of the passage that best answers the query">'
+    assert f"{shown}{escape(text[s:e])}</mark>{escape(text[e:])}</blockquote>" in html
     assert SCRIPT not in html and "<b>Markup</b>" not in html
     assert 'href="javascript:' not in html  # a javascript: URL in the corpus is shown, never linked
     assert html.count("<script") == 1  # only the page's own /static/cite.js
@@ -300,8 +333,9 @@ def test_results_page_shows_verbatim_passages_and_keeps_the_query(client: TestCl
     assert page.status_code == 200 and 'class="state-results"' in page.text
     assert f'value="{HOTEL}"' in page.text and '<input type="hidden" name="k" value="3">' in page.text
     assert page.text.count('<li class="result"') == 3 and "content-security-policy" in page.headers
+    unmarked = re.sub(r'<mark class="answer"[^>]*>|</mark>', "", page.text)  # the highlight, around verbatim text
     for hit in retriever.search(HOTEL, k=3):
-        assert str(escape(hit.text)) in page.text and str(escape(hit.citation())) in page.text
+        assert str(escape(hit.text)) in unmarked and str(escape(hit.citation())) in page.text
     assert "Hotel Charlottetown" in page.text
 
 

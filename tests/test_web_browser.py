@@ -195,3 +195,17 @@ def test_phone_width_has_no_horizontal_overflow(browser: Browser, server: str, t
         _save(page, tmp_path, name, full_page=False)  # one phone screen: what a user sees first
     assert errors == []
     context.close()
+
+
+def test_api_docs_render_offline(browser: Browser, server: str, tmp_path: Path) -> None:
+    """/docs draws the API from /openapi.json with Swagger UI files the server itself serves: no CDN."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(server + "/docs")
+    page.wait_for_selector(".opblock-summary-path[data-path='/api/search']", timeout=30_000)
+    assert page.locator(".opblock-summary-path[data-path='/api/passages/{passage_id}']").count() == 1
+    assert requested and all(url.startswith(server + "/") for url in requested), requested
+    _save(page, tmp_path, "api-docs.png", full_page=False)
+    context.close()

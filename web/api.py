@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 
-from retriever import Retriever
+from retriever import Reranker, Retriever
 from web.models import ErrorResponse, Health, InfoResponse, Limits, Passage, SearchHit, SearchResponse
 
 # SQLite integers are signed 64-bit: a larger id could never exist, and would overflow the driver.
@@ -26,6 +26,23 @@ async def get_retriever(request: Request) -> Retriever:
 
 
 RetrieverDep = Annotated[Retriever, Depends(get_retriever)]
+
+
+def get_reranker(request: Request, wanted: bool | None) -> Reranker | None:
+    """The server's reranker unless the request turns it off; asking for one the server lacks is a 422."""
+    reranker: Reranker | None = request.app.state.reranker
+    if wanted and reranker is None:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "rerank_unavailable",
+                    "loc": ("query", "rerank"),
+                    "msg": "this server has no reranker (start it with `groundsearch serve --rerank MODEL`)",
+                    "input": wanted,
+                }
+            ]
+        )
+    return reranker if wanted is not False else None
 
 
 def require_words(query: str, parameter: str = "q") -> None:
@@ -49,6 +66,7 @@ def api_router(limits: Limits) -> APIRouter:
 
     @router.get("/search", summary="Search the corpus")
     def search(
+        request: Request,
         retriever: RetrieverDep,
         q: Annotated[str, Query(min_length=1, max_length=limits.max_query_chars, description="What to search for.")],
         k: Annotated[int, Query(ge=1, le=limits.max_k, description="How many passages to return.")] = limits.default_k,
@@ -60,15 +78,34 @@ def api_router(limits: Limits) -> APIRouter:
             Literal["dense", "lexical", "hybrid"] | None,
             Query(description="dense (embeddings), lexical (BM25) or hybrid (both); default: the index's own."),
         ] = None,
+        ef_search: Annotated[
+            int | None,
+            Query(ge=1, description="HNSW candidate list length (HNSW indexes only); default: the index's own."),
+        ] = None,
+        highlight: Annotated[
+            bool, Query(description="Mark the sentence of each passage that best answers `q`.")
+        ] = True,
+        rerank: Annotated[
+            bool | None,
+            Query(
+                description="Reorder with the server's cross-encoder (`serve --rerank`); default: on where the "
+                "server has one. true on a server without one is an error."
+            ),
+        ] = None,
     ) -> SearchResponse:
         """The `k` passages that best match `q`, best first, each verbatim with its provenance."""
         require_words(q)
-        hits = retriever.search(q, k=k, mode=mode, nprobe=nprobe)
+        reranker = get_reranker(request, rerank)
+        hits = retriever.search(
+            q, k=k, mode=mode, nprobe=nprobe, ef_search=ef_search, highlight=highlight, rerank=reranker
+        )
         return SearchResponse(
             query=q,
             mode=mode or retriever.default_mode,
             k=k,
             nprobe=nprobe,
+            ef_search=ef_search,
+            reranked=reranker is not None,
             hits=[SearchHit.from_hit(h) for h in hits],
         )
 

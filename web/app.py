@@ -15,8 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
-from retriever import GroundsearchError, InvalidQuery, PassageNotFound, Retriever
+from retriever import GroundsearchError, InvalidQuery, PassageNotFound, Reranker, Retriever
 from retriever.bundle import bundle_info
 from web.api import api_router, health_router
 from web.models import InfoResponse, Limits
@@ -40,12 +41,14 @@ def create_app(
     default_k: int = DEFAULT_LIMITS.default_k,
     cors_origins: Sequence[str] = (),
     device: str | None = None,
+    reranker: Reranker | None = None,
 ) -> FastAPI:
     """Build the web app over one index.
 
     A path is opened here, once, so a missing or invalid index raises its `GroundsearchError` before any
     server starts. `cors_origins` lists the origins whose pages may call the API from a browser; none by
-    default. `device` is the torch device for the query encoder when a path is given.
+    default. `device` is the torch device for the query encoder when a path is given. A `reranker`
+    reorders every search's hits unless a request says `rerank=false`.
     """
     if min(max_query_chars, max_k, default_k) < 1 or default_k > max_k:
         raise ValueError(
@@ -57,8 +60,11 @@ def create_app(
     modes = [retriever.default_mode, *(m for m in retriever.modes if m != retriever.default_mode)]
     info = InfoResponse.from_bundle_info(bundle_info(retriever.path), modes, limits)
 
-    app = FastAPI(title="groundsearch", version=_version(), description=DESCRIPTION)
+    # FastAPIOffline serves /docs and /redoc with Swagger UI and ReDoc from its own package files instead of a
+    # CDN: like the search page, the API's documentation must work on a machine with no internet access.
+    app = FastAPIOffline(title="groundsearch", version=_version(), description=DESCRIPTION)
     app.state.retriever = retriever
+    app.state.reranker = reranker
     app.state.info = info
     app.state.limits = limits
     app.include_router(api_router(limits))

@@ -60,6 +60,17 @@ class FoundBy(BaseModel):
     score: float = Field(description="That retriever's score: cosine similarity (dense) or BM25 (lexical).")
 
 
+class Highlight(BaseModel):
+    """Where in `text` the part that best answers the query lies: the client emphasises, never rewrites.
+
+    Offsets count Unicode code points, as Python indexes strings; JavaScript's `slice` counts UTF-16 units, so
+    a browser client should slice `Array.from(text)` where the text may hold characters beyond U+FFFF.
+    """
+
+    start: int = Field(description="Offset in `text` of the highlight's first character.")
+    end: int = Field(description="Offset in `text` one past its last character: `text[start:end]` is the span.")
+
+
 class SearchHit(Passage):
     """A passage found by a search, with its place in the ranking and which retrievers found it."""
 
@@ -69,6 +80,10 @@ class SearchHit(Passage):
         "(in [0, 1]) in hybrid mode."
     )
     found_by: list[FoundBy] = Field(description="Each retriever that returned this passage, with its rank there.")
+    highlight: Highlight | None = Field(
+        description="The sentence (or clause) of `text` that best answers the query, as offsets into `text` "
+        "(`text[start:end]`); null for a passage with no words."
+    )
 
     @classmethod
     def from_hit(cls, hit: Hit) -> SearchHit:
@@ -76,7 +91,8 @@ class SearchHit(Passage):
             raise ValueError(f"passage {hit.passage_id} was fetched by id, not found by a search: it has no score")
         fields = {name: getattr(hit, name) for name in Passage.model_fields if name != "citation"}
         found = [FoundBy(retriever=f.retriever, rank=f.rank, score=f.score) for f in hit.found_by]  # type: ignore[arg-type]
-        return cls(**fields, citation=hit.citation(), rank=hit.rank, score=hit.score, found_by=found)
+        span = Highlight(start=hit.highlight.start, end=hit.highlight.end) if hit.highlight else None
+        return cls(**fields, citation=hit.citation(), rank=hit.rank, score=hit.score, found_by=found, highlight=span)
 
 
 class SearchResponse(BaseModel):
@@ -84,6 +100,8 @@ class SearchResponse(BaseModel):
     mode: str = Field(description="The search mode used: dense, lexical or hybrid.")
     k: int = Field(description="Passages asked for; fewer come back only if the index holds fewer.")
     nprobe: int | None = Field(description="IVF lists visited, as asked; null means the index's default.")
+    ef_search: int | None = Field(description="HNSW candidate list length, as asked; null means the index's default.")
+    reranked: bool = Field(description="Whether the server's cross-encoder reordered the hits.")
     hits: list[SearchHit]
 
 

@@ -59,6 +59,11 @@ class ResultView:
     crumbs: str
     section: str
     text: str
+    # The text in three pieces around the highlight, for the template to escape each and mark the middle one:
+    # markup is never built here. `marked` is empty where there is no highlight, and then before == text.
+    before: str
+    marked: str
+    after: str
     passage_id: int
     start: int
     end: int
@@ -86,6 +91,8 @@ def crumbs(url: str | None) -> str:
 
 
 def result_view(hit: Hit) -> ResultView:
+    span = hit.highlight
+    start, end = (span.start, span.end) if span else (len(hit.text), len(hit.text))
     return ResultView(
         rank=hit.rank,
         score=f"{hit.score:.3f}" if hit.score is not None else "",
@@ -94,6 +101,9 @@ def result_view(hit: Hit) -> ResultView:
         crumbs=crumbs(hit.url),
         section=hit.section,
         text=hit.text,
+        before=hit.text[:start],
+        marked=hit.text[start:end],
+        after=hit.text[end:],
         passage_id=hit.passage_id,
         start=hit.start,
         end=hit.end,
@@ -165,7 +175,7 @@ def pages_router(limits: Limits) -> APIRouter:
             return render("search.html", 422, state="error", **page)
         started = time.perf_counter()
         try:
-            hits = retriever.search(q, k=page["k"], mode=page["mode"])
+            hits = retriever.search(q, k=page["k"], mode=page["mode"], rerank=request.app.state.reranker)
         except InvalidQuery as exc:
             page["error"] = f"{exc}."
             return render("search.html", 422, state="error", **page)
