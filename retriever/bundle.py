@@ -79,6 +79,10 @@ class Manifest:
     # Absent in bundles built before the lexical index existed: they search in dense mode only.
     lexical: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Approximate indexes: the build's measured recall@10 against exact search, and the search_params it chose
+    # ({"recall@10", "target", "met", "queries", "params", "tried": [[value, recall], ...]}; see
+    # index_build.tuning). None for exact indexes, and absent from bundles built before it was measured.
+    ann: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"

@@ -76,7 +76,8 @@ def test_cli_reproduces_the_library(report: EvaluationReport, index: Path, files
     assert result.exit_code == 0, result.output
     written = json.loads(out.read_text(encoding="utf-8"))
     expected = report.to_dict()
-    assert set(written) == {"modes", "questions", "index", "dataset"}
+    assert set(written) == {"modes", "questions", "index", "dataset", "ann"}
+    assert written["ann"] == {"recall@10": 1.0, "queries": LIMIT, "search_params": {}}  # Flat: exact search
     assert (written["questions"], written["index"], written["dataset"]) == (LIMIT, str(index), str(files["questions"]))
     assert list(written["modes"]) == list(expected["modes"])
     for mode, row in expected["modes"].items():
@@ -85,8 +86,9 @@ def test_cli_reproduces_the_library(report: EvaluationReport, index: Path, files
             k: v for k, v in row.items() if k != "qps"
         }
         assert written["modes"][mode]["qps"] > 0
-    # The printed table has a row per mode with the same figures, rounded.
-    lines = result.stdout.strip().splitlines()
+    # The printed table has a row per mode with the same figures, rounded, then the ANN recall line.
+    *lines, ann_line = result.stdout.strip().splitlines()
+    assert ann_line.startswith("ANN recall@10 1.000 (Flat, exact search")
     assert lines[0].split()[:2] == ["mode", "recall@1"] and [line.split()[0] for line in lines[1:]] == list(
         report.modes
     )

@@ -32,7 +32,8 @@ def flat_and_ivf(tmp_path_factory: pytest.TempPathFactory, corpus_xml: Path, tin
 
 def test_ivf_index_visiting_every_list_equals_exact_search(flat_and_ivf: tuple[Path, Path]) -> None:
     flat, ivf = (Retriever.open(p) for p in flat_and_ivf)
-    assert ivf.manifest.faiss_factory == "IVF8,Flat" and ivf.manifest.search_params == {"nprobe": 8}
+    assert ivf.manifest.faiss_factory == "IVF8,Flat" and ivf.manifest.ann is not None
+    assert ivf.manifest.search_params == ivf.manifest.ann["params"] and ivf.manifest.ann["met"]
     exact = flat.search_batch(QUERIES, k=10, mode="dense")
     every_list = ivf.search_batch(QUERIES, k=10, mode="dense", nprobe=8)
     assert [[h.passage_id for h in hits] for hits in every_list] == [[h.passage_id for h in hits] for hits in exact]

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from index_build.evaluation.ann import AnnRecall, ann_recall
 from index_build.evaluation.errors import EvaluationError
 from index_build.evaluation.metrics import (
     ANSWER_KS,
@@ -42,29 +43,37 @@ METRIC_ORDER: tuple[str, ...] = (
 
 @dataclass
 class EvaluationReport:
-    """Mean metrics per mode (`modes[mode][metric]`), over the questions each metric applies to."""
+    """Mean metrics per mode (`modes[mode][metric]`), over the questions each metric applies to; `ann`, the
+    dense index's recall@10 against exact search, when a mode searched it."""
 
     modes: dict[str, dict[str, float]]
     questions: int
     index: str
     dataset: str
     depth: int = 100
+    ann: AnnRecall | None = field(default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        """The report's JSON shape: `{"modes": {mode: {metric: value}}, "questions", "index", "dataset"}`."""
-        return {"modes": self.modes, "questions": self.questions, "index": self.index, "dataset": self.dataset}
+        """The report's JSON shape: `{"modes": {mode: {metric: value}}, "questions", "index", "dataset"}`, and
+        `"ann": {"recall@10", "queries", "search_params"}` where it was measured (never for lossy codes)."""
+        report = {"modes": self.modes, "questions": self.questions, "index": self.index, "dataset": self.dataset}
+        ann = self.ann.to_dict() if self.ann is not None else None
+        return {**report, "ann": ann} if ann is not None else report
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
 
     def table(self) -> str:
-        """One row per mode, one column per metric that applies, then queries/s; fixed-width for a terminal."""
+        """One row per mode, one column per metric that applies, then queries/s; fixed-width for a terminal. The
+        ANN recall line, where there is one, comes under the rows."""
         columns = [m for m in METRIC_ORDER if any(m in row for row in self.modes.values())]
         width = max([len("mode"), *(len(mode) for mode in self.modes)])
         lines = ["  ".join(["mode".ljust(width), *(c.rjust(max(len(c), 6)) for c in columns)])]
         for mode, row in self.modes.items():
             cells = [_cell(row.get(c), c).rjust(max(len(c), 6)) for c in columns]
             lines.append("  ".join([mode.ljust(width), *cells]))
+        if self.ann is not None:
+            lines.append(self.ann.line())
         return "\n".join(lines)
 
 
@@ -109,11 +118,13 @@ def evaluate(
     batch_size: int = 64,
     *,
     dataset: str = "",
+    measure_ann: bool = True,
 ) -> EvaluationReport:
     """Search every question `depth` passages deep in each mode and report the metrics that apply.
 
     A mode of None is the index's default mode (`Retriever.default_mode`) and is reported under that name.
     Metrics at a cut-off above `depth` are not reported, since they could not be computed honestly.
+    `measure_ann` adds the dense index's recall@10 against exact search on the same questions.
     """
     modes = check_options(modes, depth, batch_size)
     if not questions:
@@ -124,17 +135,21 @@ def evaluate(
     for mode in dict.fromkeys(m or retriever.default_mode for m in modes):
         # One untimed search first: it fails fast on a mode the index lacks, and whatever a mode loads
         # lazily is not charged to its queries/s.
-        retriever.search_batch(texts[:1], k=1, mode=mode)
+        retriever.search_batch(texts[:1], k=1, mode=mode, highlight=False)
         seconds = 0.0
         hits: list[list[Hit]] = []
         for start in range(0, len(texts), batch_size):
             began = time.perf_counter()
-            hits += retriever.search_batch(texts[start : start + batch_size], k=depth, mode=mode)
+            # No highlights: they are for reading hits, and would charge retrieval's queries/s for every one.
+            hits += retriever.search_batch(texts[start : start + batch_size], k=depth, mode=mode, highlight=False)
             seconds += time.perf_counter() - began
         row = scorer.score(hits)
         row["qps"] = len(texts) / seconds if seconds > 0 else float("inf")
         results[mode] = row
-    return EvaluationReport(results, len(questions), str(retriever.path), dataset, depth)
+    # Untimed, after the modes: it encodes the questions once more and searches exactly.
+    dense_used = any(mode != "lexical" for mode in results)
+    ann = ann_recall(retriever, texts) if measure_ann and dense_used else None
+    return EvaluationReport(results, len(questions), str(retriever.path), dataset, depth, ann)
 
 
 class _Scorer:
