@@ -5,7 +5,7 @@ Size thresholds (vectors are unit length, the metric is inner product = cosine):
 - up to 200,000 passages: `Flat`, exact search. At 384 dimensions that is 1.5 KB a passage and a
   brute-force scan still answers in milliseconds.
 - above: `IVF{nlist},Flat` with nlist the power of two nearest 4 * sqrt(n) (the FAISS wiki's guideline),
-  trained on 64 vectors per list, searched with `nprobe` = DEFAULT_NPROBE.
+  trained on 64 vectors per list. Its default `nprobe` is measured after the build (index_build.tuning).
 
 When the installed faiss sees GPUs, training and adding of IVF indexes run there, and the index is
 copied back to the CPU before it is written.
@@ -24,7 +24,6 @@ import numpy as np
 from retriever.faiss_io import ivf_of
 
 FLAT_MAX = 200_000
-DEFAULT_NPROBE = 32
 TRAIN_PER_LIST = 64
 
 
@@ -33,11 +32,6 @@ def choose_factory(n: int) -> str:
         return "Flat"
     nlist = 2 ** round(math.log2(4 * math.sqrt(n)))
     return f"IVF{nlist},Flat"
-
-
-def default_search_params(index: Any) -> dict[str, int]:
-    ivf = ivf_of(index)
-    return {"nprobe": min(DEFAULT_NPROBE, ivf.nlist)} if ivf is not None else {}
 
 
 def build_faiss(shards: Sequence[Path], dimension: int, factory: str, use_gpu: bool | None = None) -> Any:
