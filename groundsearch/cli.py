@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import textwrap
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,6 +35,10 @@ def build(
     passage_words: Annotated[int, typer.Option(help="Target passage length in words.")] = 100,
     model: Annotated[str | None, typer.Option(help="sentence-transformers folder or hub name.")] = None,
     index: Annotated[str | None, typer.Option(help="FAISS factory string; chosen by corpus size if omitted.")] = None,
+    memory_budget: Annotated[
+        str | None,
+        typer.Option(help="Largest FAISS index, e.g. 4GB, 512MB: the most accurate kind that fits (not with --index)."),
+    ] = None,
     shard_size: Annotated[int, typer.Option(help="Passages per embedding checkpoint.")] = 8192,
     batch_size: Annotated[int | None, typer.Option(help="Encoder batch size (64 on CPU, 256 on GPU).")] = None,
     workers: Annotated[int | None, typer.Option(help="Parsing processes (default: every core).")] = None,
@@ -46,8 +49,21 @@ def build(
     lexical: Annotated[
         bool, typer.Option("--lexical/--no-lexical", help="Also build the BM25 index that lexical and hybrid need.")
     ] = True,
+    target_recall: Annotated[
+        float,
+        typer.Option(help="Approximate indexes: tune nprobe/efSearch to this recall@10 against exact search."),
+    ] = 0.95,
     force: Annotated[bool, typer.Option("--force", help="Replace a finished index at --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Embed on a Ray cluster: 'local' starts one on this machine, else the head's address "
+            "(host:6379, auto, ray://host:10001). --out must be on a filesystem every node mounts.",
+        ),
+    ] = None,
 ) -> None:
     """Build an index bundle from corpus files.
 
@@ -64,15 +80,22 @@ def build(
         passage_words=passage_words,
         model=model or DEFAULT_MODEL,
         index_factory=index,
+        memory_budget=_guard(lambda: _budget_bytes(memory_budget)) if memory_budget is not None else None,
         shard_size=shard_size,
         skip_errors=skip_errors,
         lexical=lexical,
+        target_recall=target_recall,
     )
-    run = RunOptions(workers=workers, batch_size=batch_size, device=device, progress=not quiet)
+    run = RunOptions(workers=workers, batch_size=batch_size, device=device, progress=not quiet, ray=ray)
     report = _guard(lambda: build_index(list(sources), out, options, run, force=force))
     m = report.manifest
     resumed = f" (resumed: {', '.join(report.resumed_stages)} kept)" if report.resumed_stages else ""
     typer.echo(f"built {report.out}: {m.documents} documents, {m.passages} passages, FAISS {m.faiss_factory}{resumed}")
+    if m.extra.get("memory_budget"):
+        typer.echo(f"memory budget: {m.extra['memory_budget']['why']}")
+    if m.ann:
+        took = f", tuned in {report.tuning_seconds:.1f}s" if report.tuning_seconds is not None else ""
+        typer.echo(f"ANN {_ann_summary(m.ann)}{took}")
     if report.errors_skipped:
         typer.echo(f"warning: {report.errors_skipped} malformed pages or lines were skipped", err=True)
 
@@ -88,21 +111,30 @@ def query(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
     nprobe: Annotated[int | None, typer.Option(help="IVF lists to visit (approximate indexes only).")] = None,
+    ef_search: Annotated[int | None, typer.Option(help="HNSW candidate list length (HNSW indexes only).")] = None,
+    rerank: Annotated[
+        str | None,
+        typer.Option(help="Reorder the first stage's top passages with this CrossEncoder (folder or hub name)."),
+    ] = None,
+    rerank_depth: Annotated[int, typer.Option(help="First-stage passages the reranker reads.")] = 50,
     device: Annotated[str | None, typer.Option(help="torch device for the query encoder.")] = None,
 ) -> None:
     """Search an index and print the best passages, verbatim, with their sources.
 
     Example: groundsearch query wiki.idx "who wrote the nicomachean ethics" -k 5 --mode hybrid
     """
-    from retriever import Retriever
+    from groundsearch.terminal import wrap_highlighted
+    from retriever import Reranker, Retriever
 
     def run() -> tuple[str, Any]:
+        reranker = Reranker(rerank, device=device, depth=rerank_depth) if rerank else None
         retriever = Retriever.open(index, device=device)
-        return mode or retriever.default_mode, retriever.search(text, k=k, mode=mode, nprobe=nprobe)
+        hits = retriever.search(text, k=k, mode=mode, nprobe=nprobe, ef_search=ef_search, rerank=reranker)
+        return mode or retriever.default_mode, hits
 
     used_mode, hits = _guard(run)
     if as_json:
-        document = {"query": text, "k": k, "mode": used_mode, "hits": [h.to_dict() for h in hits]}
+        document = {"query": text, "k": k, "mode": used_mode, "rerank": rerank, "hits": [h.to_dict() for h in hits]}
         typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
         return
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
@@ -113,7 +145,7 @@ def query(
         typer.echo(
             f"    {hit.permalink or '(no URL)'}  [passage {hit.passage_id}, chars {hit.start}-{hit.end}; {found}]"
         )
-        typer.echo(textwrap.fill(hit.text, width=width, initial_indent="    ", subsequent_indent="    "))
+        typer.echo(wrap_highlighted(hit.text, hit.highlight, width))  # the span that best answers, emphasised
         typer.echo("")
 
 
@@ -126,9 +158,11 @@ def info(
 
     Example: groundsearch info wiki.idx
     """
-    from retriever.bundle import bundle_info
+    from retriever.bundle import FAISS_NAME, bundle_info
+    from retriever.faiss_io import faiss_memory
 
     details = _guard(lambda: bundle_info(index))
+    details["faiss_memory"] = memory = _guard(lambda: faiss_memory(index / FAISS_NAME))
     if as_json:
         typer.echo(json.dumps(details, ensure_ascii=False, indent=2))
         return
@@ -143,7 +177,9 @@ def info(
             f"{m['model']['name']} ({m['model']['dimension']}-d, weights sha256 {m['model']['weights_sha256'][:16]}…)",
         ),
         ("faiss", f"{m['faiss_factory']}, {m['metric']}, search {m['search_params'] or 'exact'}"),
+        *([("ann", _ann_summary(m["ann"]))] if m.get("ann") else []),
         ("lexical", _lexical_summary(m.get("lexical"))),
+        ("memory", _memory_summary(memory)),
         ("size", f"{details['total_bytes']:,} bytes ({details['bytes_per_passage']} per passage)"),
     ]
     rows += [(f"  {name}", f"{size:,} bytes") for name, size in details["file_sizes"].items()]
@@ -171,6 +207,10 @@ def serve(
         list[str] | None,
         typer.Option(help="Let pages from this origin call the API from a browser (repeatable); off by default."),
     ] = None,
+    rerank: Annotated[
+        str | None, typer.Option(help="Rerank every search with this CrossEncoder (folder or hub name).")
+    ] = None,
+    rerank_depth: Annotated[int, typer.Option(help="First-stage passages the reranker reads.")] = 50,
     device: Annotated[str | None, typer.Option(help="torch device for the query encoder.")] = None,
 ) -> None:
     """Serve the search page and the JSON API (uvicorn); the index is opened once, at start-up.
@@ -182,6 +222,7 @@ def serve(
     """
     import uvicorn
 
+    from retriever import Reranker
     from web import create_app
 
     # Unset limits are left to create_app, so its defaults are the only ones.
@@ -190,7 +231,8 @@ def serve(
 
     def make() -> Any:
         try:
-            return create_app(index, cors_origins=cors_origin or (), device=device, **limits)
+            reranker = Reranker(rerank, device=device, depth=rerank_depth) if rerank else None
+            return create_app(index, cors_origins=cors_origin or (), device=device, reranker=reranker, **limits)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
 
@@ -258,6 +300,40 @@ def eval_(
 
         _guard(write)
         typer.echo(f"report written to {report}", err=True)
+
+
+def _ann_summary(ann: dict[str, Any]) -> str:
+    """The build's measurement of an approximate index, in one line (see index_build.tuning)."""
+    params = ", ".join(f"{k}={v}" for k, v in ann["params"].items()) or "default search"
+    knob = next(iter(ann["params"]), "")
+    tried = f"; tried {knob} " + ", ".join(f"{v}: {r:.3f}" for v, r in ann["tried"]) if ann["tried"] else ""
+    verdict = "met" if ann["met"] else "MISSED"
+    return (
+        f"recall@10 {ann['recall@10']:.3f} vs exact search at {params} (target {ann['target']:g} {verdict}, "
+        f"{ann['queries']} sampled passages{tried})"
+    )
+
+
+def _budget_bytes(text: str) -> int:
+    """--memory-budget in bytes; a malformed size is a one-line error."""
+    from index_build import BuildError
+    from index_build.budget import BudgetError, parse_size
+
+    try:
+        return parse_size(text)
+    except BudgetError as exc:
+        raise BuildError(str(exc)) from None
+
+
+def _memory_summary(memory: dict[str, Any]) -> str:
+    """Resident memory of the opened FAISS index against its file size: memory-mapped indexes stay far below."""
+    mib = 1 << 20
+    how = "memory-mapped" if memory["memory_mapped"] else "read into memory"
+    return (
+        f"FAISS private resident memory +{memory['resident_bytes'] / mib:,.1f} MiB after open, "
+        f"file {memory['file_bytes'] / mib:,.1f} MiB "
+        f"({how}; opened in {memory['open_seconds'] * 1000:,.0f} ms)"
+    )
 
 
 def _lexical_summary(lexical: dict[str, Any] | None) -> str:

@@ -1,4 +1,4 @@
-"""Orchestrate a build: read -> store -> embed (sharded) -> FAISS -> manifest, resumable at each stage.
+"""Orchestrate a build: read -> store -> embed (sharded) -> FAISS -> tuning -> manifest, resumable at each stage.
 
 Everything is built in a staging directory beside the output (`wiki.idx.partial/`) and renamed into place
 only when complete, so `--out` holds either nothing, the previous index, or the new finished one. Killing
@@ -19,12 +19,15 @@ from typing import Any
 
 from tqdm import tqdm
 
+from index_build.budget import BudgetError, Choice, choose_for_budget
+from index_build.distributed import check_ray, embed_on_ray
 from index_build.documents import CorpusError
 from index_build.embed import embed_passages
-from index_build.faiss_index import build_faiss, choose_factory, default_search_params, write_faiss
+from index_build.faiss_index import build_faiss, choose_factory, write_faiss
 from index_build.lexical_writer import index_store
 from index_build.readers import open_corpus
 from index_build.store_writer import write_store
+from index_build.tuning import TARGET_RECALL, TUNING_QUERIES, check_target, tune_with_openings
 from retriever.bundle import (
     FAISS_NAME,
     MANIFEST_NAME,
@@ -65,6 +68,12 @@ class BuildOptions:
     shard_size: int = 8192
     skip_errors: bool = False
     lexical: bool = True
+    # Approximate indexes only: the default nprobe/efSearch is the smallest whose recall@10 against exact
+    # search reaches target_recall, measured on tuning_queries of the corpus's own passages (index_build.tuning).
+    target_recall: float = TARGET_RECALL
+    tuning_queries: int = TUNING_QUERIES
+    # Bytes the FAISS index may take (index_build.budget chooses the factory); exclusive with index_factory.
+    memory_budget: int | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,8 @@ class RunOptions:
     device: str | None = None
     progress: bool = True
     use_gpu_faiss: bool | None = None
+    # Embed on a Ray cluster: "local" starts one here, anything else is ray.init's address (index_build.distributed).
+    ray: str | None = None
 
 
 @dataclass
@@ -84,6 +95,7 @@ class BuildReport:
     manifest: Manifest
     resumed_stages: list[str] = field(default_factory=list)
     errors_skipped: int = 0
+    tuning_seconds: float | None = None  # None where nothing was tuned now (exact index, or kept on resume)
 
 
 def build_index(
@@ -98,6 +110,18 @@ def build_index(
         raise BuildError(f"--passage-words must be at least 1, got {options.passage_words}")
     if options.shard_size < 1:
         raise BuildError(f"--shard-size must be at least 1, got {options.shard_size}")
+    if options.tuning_queries < 1:
+        raise BuildError(f"tuning_queries must be at least 1, got {options.tuning_queries}")
+    try:
+        check_target(options.target_recall)
+    except ValueError as exc:
+        raise BuildError(str(exc)) from None
+    if options.memory_budget is not None and options.index_factory is not None:
+        raise BuildError("give --index or --memory-budget, not both: --index names the factory, the budget chooses one")
+    if options.memory_budget is not None and options.memory_budget < 1:
+        raise BuildError(f"--memory-budget must be positive, got {options.memory_budget}")
+    if run.ray is not None:
+        check_ray(run.ray)
     # Open every corpus before anything is written: a wrong path or format fails with nothing to clean up.
     corpora = [
         open_corpus(
@@ -110,6 +134,7 @@ def build_index(
     identity = _identity(options, corpora)
     state = _open_staging(staging, identity)
     report_stages: list[str] = []
+    tuning_seconds: float | None = None
 
     if not (staging / MANIFEST_NAME).exists():
         store_path = staging / STORE_NAME
@@ -131,14 +156,24 @@ def build_index(
             report_stages.append("lexical")
         elif options.lexical:
             index_store(store, lexical_path, TEXT_TEMPLATE, progress=run.progress)
-        encoder = Encoder(options.model, device=run.device)
+        # With --ray the driver's model only gives the weights' identity and dimension: CPU will do.
+        encoder = Encoder(options.model, device="cpu" if run.ray is not None else run.device)
+        # Chosen before embedding, so that a budget nothing fits fails in seconds, not after hours.
+        budget = _budget_choice(options, passages, encoder.dimension)
+        factory = options.index_factory or (budget.factory if budget else choose_factory(passages))
         batch_size = run.batch_size or (256 if encoder.device.startswith("cuda") else 64)
-        shards = embed_passages(
-            store, encoder, staging / SHARDS_DIR, passages, options.shard_size, batch_size, progress=run.progress
-        )
-        factory = options.index_factory or choose_factory(passages)
+        if run.ray is not None:
+            shard_dir, shard_size = staging / SHARDS_DIR, options.shard_size
+            shards = embed_on_ray(
+                run.ray, store_path, encoder, shard_dir, passages, shard_size, run.batch_size, run.device, run.progress
+            )
+        else:
+            shards = embed_passages(
+                store, encoder, staging / SHARDS_DIR, passages, options.shard_size, batch_size, progress=run.progress
+            )
         faiss_path = staging / FAISS_NAME
-        if faiss_path.exists():
+        index_kept = faiss_path.exists()
+        if index_kept:
             report_stages.append("index")
             index = read_faiss(faiss_path)
         else:
@@ -148,10 +183,20 @@ def build_index(
                 raise BuildError(str(exc)) from None
             with atomic_path(faiss_path) as tmp:
                 write_faiss(index, tmp)
+        if index_kept and "ann" in state:  # tuned before the kill, for this very FAISS file
+            report_stages.append("tuning")
+        else:
+            tuning = tune_with_openings(
+                index, shards, store, encoder, options.target_recall, options.tuning_queries, batch_size
+            )
+            state["ann"] = tuning.record() if tuning is not None else None
+            tuning_seconds = tuning.seconds if tuning is not None else None
+            _save_state(staging, state)
+        ann = state["ann"]
         manifest = Manifest(
             model=ModelInfo(options.model, encoder.identity.weights_sha256, encoder.dimension),
             faiss_factory=factory,
-            search_params=default_search_params(index),
+            search_params=dict(ann["params"]) if ann else {},
             documents=store.count("documents"),
             passages=passages,
             sources=[SourceInfo(**s) for s in state["sources"]],
@@ -160,7 +205,11 @@ def build_index(
             package_version=_package_version(),
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             lexical=asdict(lexical_info()) if options.lexical else None,
-            extra={"reader_stats": state.get("reader_stats", {})},
+            extra={
+                "reader_stats": state.get("reader_stats", {}),
+                **({"memory_budget": budget.record()} if budget else {}),
+            },
+            ann=ann,
         )
         with atomic_open(staging / MANIFEST_NAME, "w", encoding="utf-8") as fh:
             fh.write(manifest.to_json())
@@ -169,7 +218,17 @@ def build_index(
         manifest = Manifest.from_dict(json.loads((staging / MANIFEST_NAME).read_text(encoding="utf-8")))
     _publish(staging, out_path)
     skipped = sum(int(s.get("errors_skipped", 0)) for s in state.get("reader_stats", {}).values())
-    return BuildReport(out_path, manifest, report_stages, skipped)
+    return BuildReport(out_path, manifest, report_stages, skipped, tuning_seconds)
+
+
+def _budget_choice(options: BuildOptions, passages: int, dimension: int) -> Choice | None:
+    """The memory-budget chooser's pick (index_build.budget), or None without --memory-budget."""
+    if options.memory_budget is None:
+        return None
+    try:
+        return choose_for_budget(passages, dimension, options.memory_budget)
+    except BudgetError as exc:
+        raise BuildError(str(exc)) from None
 
 
 def _bundle_files(staging: Path, lexical: Path | None) -> dict[str, FileInfo]:

@@ -52,11 +52,18 @@ def embed_passages(
     done = total - sum(last - first for _, first, last in todo)
     with tqdm(total=total, initial=done, unit="passage", desc="embedding", disable=not progress, smoothing=0.1) as bar:
         for number, first, last in todo:
-            texts = [embedding_text(title, section, text) for _, title, section, text in store.iter_texts(first, last)]
-            if len(texts) != last - first:
-                raise RuntimeError(f"store returned {len(texts)} passages for ids [{first}, {last})")
-            vectors = encoder.encode(texts, batch_size=batch_size)
-            with atomic_open(shard_path(shard_dir, number), "wb") as fh:
-                np.save(fh, vectors)
-            bar.update(last - first)
+            bar.update(embed_shard(store, encoder, shard_dir, number, first, last, batch_size))
     return [shard_path(shard_dir, number) for number, _, _ in ranges]
+
+
+def embed_shard(
+    store: PassageStore, encoder: Encoder, shard_dir: Path, number: int, first: int, last: int, batch_size: int
+) -> int:
+    """Write one shard, atomically; shared with index_build.distributed so a Ray worker makes the same file."""
+    texts = [embedding_text(title, section, text) for _, title, section, text in store.iter_texts(first, last)]
+    if len(texts) != last - first:
+        raise RuntimeError(f"store returned {len(texts)} passages for ids [{first}, {last})")
+    vectors = encoder.encode(texts, batch_size=batch_size)
+    with atomic_open(shard_path(shard_dir, number), "wb") as fh:
+        np.save(fh, vectors)
+    return last - first
