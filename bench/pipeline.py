@@ -4,9 +4,10 @@
 
 Stages are timed separately, with the same functions `groundsearch build` uses: reading and cleaning
 (articles/s), embedding through the sharded pipeline (passages/s) beside the model's raw `encode` rate on
-the same texts (the ceiling), FAISS build, bytes per passage on disk, peak RSS, single-query latency
-p50/p99 and `search_batch` throughput. Queries are SQuAD dev questions when ../shared/data is present,
-else passage-derived questions.
+the same texts (the ceiling), the BM25 index, FAISS build, bytes per passage on disk, peak RSS, and for
+each search mode (dense, lexical, hybrid) single-query latency p50/p99 and `search_batch` throughput through
+a real `Retriever` over the pieces just built (k=10, highlights on, as the CLI and the web page search).
+Queries are SQuAD dev questions when ../shared/data is present, else passage-derived questions.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ def main() -> None:
 
     from index_build.embed import embed_passages
     from index_build.faiss_index import build_faiss, choose_factory
+    from index_build.lexical_writer import index_store
     from index_build.readers import open_corpus
     from index_build.store_writer import write_store
-    from retriever.bundle import embedding_text
+    from retriever import MODES, Retriever
+    from retriever.bundle import TEXT_TEMPLATE, Manifest, ModelInfo, embedding_text
+    from retriever.lexical import LexicalIndex, lexical_info
     from retriever.model import DEFAULT_MODEL, Encoder
     from retriever.store import PassageStore
 
@@ -60,8 +64,13 @@ def main() -> None:
         store_s = time.perf_counter() - started
         rows.append(("passages split and stored", f"{counts.passages:,} in {store_s:.2f} s"))
 
-        encoder = Encoder(DEFAULT_MODEL, device=args.device)
         store = PassageStore(work / "passages.sqlite")
+        started = time.perf_counter()
+        index_store(store, work / "lexical", TEXT_TEMPLATE, progress=False)
+        lexical_s = time.perf_counter() - started
+        rows.append(("BM25 index (tantivy)", f"{counts.passages / lexical_s:,.0f} passages/s ({lexical_s:.2f} s)"))
+
+        encoder = Encoder(DEFAULT_MODEL, device=args.device)
         batch = 256 if encoder.device.startswith("cuda") else 64
         started = time.perf_counter()
         shards = embed_passages(store, encoder, work / "shards", counts.passages, 8192, batch, progress=False)
@@ -82,28 +91,48 @@ def main() -> None:
         faiss_s = time.perf_counter() - started
         faiss.write_index(index, str(work / "index.faiss"))
         rows.append((f"FAISS build ({factory})", f"{faiss_s:.3f} s"))
-        on_disk = (work / "index.faiss").stat().st_size + (work / "passages.sqlite").stat().st_size
-        rows.append(("bytes per passage on disk", f"{on_disk / counts.passages:,.0f} (store + FAISS)"))
+        lexical_bytes = sum(f.stat().st_size for f in (work / "lexical").rglob("*") if f.is_file())
+        on_disk = (work / "index.faiss").stat().st_size + (work / "passages.sqlite").stat().st_size + lexical_bytes
+        rows.append(("bytes per passage on disk", f"{on_disk / counts.passages:,.0f} (store + FAISS + BM25)"))
 
-        queries = _queries(texts, args.queries)
-        latencies = []
-        for query in queries:
-            started = time.perf_counter()
-            vectors = encoder.encode([query])
-            _, ids = index.search(vectors, 10)
-            store.fetch([int(i) for i in ids[0] if i >= 0])
-            latencies.append((time.perf_counter() - started) * 1000)
-        rows.append(
-            ("query latency p50 / p99", f"{statistics.median(latencies):.1f} / {_p99(latencies):.1f} ms (k=10)")
+        manifest = Manifest(
+            model=ModelInfo(DEFAULT_MODEL, encoder.identity.weights_sha256, encoder.dimension),
+            faiss_factory=factory,
+            search_params={},
+            documents=counts.documents,
+            passages=counts.passages,
+            sources=[],
+            files={},
+            build_options={},
+            package_version="bench",
+            created_at="",
+            lexical=vars(lexical_info()),
         )
-        started = time.perf_counter()
-        vectors = encoder.encode(queries, batch_size=64)
-        _, ids = index.search(vectors, 10)
-        store.fetch([int(i) for i in ids.ravel() if i >= 0])
-        rows.append(("search_batch throughput", f"{len(queries) / (time.perf_counter() - started):,.1f} queries/s"))
+        retriever = Retriever(work, manifest, index, store, encoder, LexicalIndex(work / "lexical"))
+        queries = _queries(texts, args.queries)
+        for mode in MODES:
+            retriever.search(queries[0], k=10, mode=mode)  # warm: first-call costs are not a query's
+            latencies = []
+            for query in queries:
+                started = time.perf_counter()
+                retriever.search(query, k=10, mode=mode)
+                latencies.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            retriever.search_batch(queries, k=10, mode=mode)
+            batch_qps = len(queries) / (time.perf_counter() - started)
+            rows.append(
+                (
+                    f"query, {mode}: p50 / p99, batch",
+                    f"{statistics.median(latencies):.1f} / {_p99(latencies):.1f} ms (k=10), {batch_qps:,.1f} queries/s",
+                )
+            )
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows.append(("peak RSS", f"{rss_mb:,.0f} MB"))
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    load = os.getloadavg()[0]
+    machine = (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"faiss {faiss.__version__}, load average {load:.1f} at the end"
+    )
     print(f"corpus: {args.corpus.name}   machine: {machine}")
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
