@@ -53,6 +53,12 @@ def build(
         float,
         typer.Option(help="Approximate indexes: tune nprobe/efSearch to this recall@10 against exact search."),
     ] = 0.95,
+    rescore: Annotated[
+        bool,
+        typer.Option(
+            "--rescore", help="Keep float16 vectors (768 B/passage at 384-d) to re-rank a lossy index's candidates."
+        ),
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace a finished index at --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ray: Annotated[
@@ -85,6 +91,7 @@ def build(
         skip_errors=skip_errors,
         lexical=lexical,
         target_recall=target_recall,
+        rescore=rescore,
     )
     run = RunOptions(workers=workers, batch_size=batch_size, device=device, progress=not quiet, ray=ray)
     report = _guard(lambda: build_index(list(sources), out, options, run, force=force))
@@ -310,7 +317,7 @@ def _ann_summary(ann: dict[str, Any]) -> str:
     verdict = "met" if ann["met"] else "MISSED"
     return (
         f"recall@10 {ann['recall@10']:.3f} vs exact search at {params} (target {ann['target']:g} {verdict}, "
-        f"{ann['queries']} sampled passages{tried})"
+        f"{ann['queries']} queries from {ann.get('queries_from', 'passage vectors')}{tried})"
     )
 
 

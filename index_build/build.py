@@ -28,6 +28,7 @@ from index_build.lexical_writer import index_store
 from index_build.readers import open_corpus
 from index_build.store_writer import write_store
 from index_build.tuning import TARGET_RECALL, TUNING_QUERIES, check_target, tune_with_openings
+from index_build.vectors_writer import write_vectors
 from retriever.bundle import (
     FAISS_NAME,
     MANIFEST_NAME,
@@ -46,6 +47,7 @@ from retriever.errors import GroundsearchError
 from retriever.faiss_io import read_faiss
 from retriever.lexical import LEXICAL_DIR, lexical_info
 from retriever.model import DEFAULT_MODEL, Encoder
+from retriever.rescore import VECTORS_NAME, ExactVectors
 from retriever.store import PassageStore
 
 STATE_NAME = "build-state.json"
@@ -74,6 +76,9 @@ class BuildOptions:
     tuning_queries: int = TUNING_QUERIES
     # Bytes the FAISS index may take (index_build.budget chooses the factory); exclusive with index_factory.
     memory_budget: int | None = None
+    # Keep a float16 copy of the vectors in the bundle (2 bytes per dimension per passage) so that a lossy
+    # index's candidates are re-ranked by exact inner product at query time (retriever.rescore).
+    rescore: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,11 +188,15 @@ def build_index(
                 raise BuildError(str(exc)) from None
             with atomic_path(faiss_path) as tmp:
                 write_faiss(index, tmp)
+        vectors_path = staging / VECTORS_NAME
+        if options.rescore and not vectors_path.exists():
+            write_vectors(shards, vectors_path, encoder.dimension)
         if index_kept and "ann" in state:  # tuned before the kill, for this very FAISS file
             report_stages.append("tuning")
         else:
+            rescorer = ExactVectors(vectors_path, passages, encoder.dimension) if options.rescore else None
             tuning = tune_with_openings(
-                index, shards, store, encoder, options.target_recall, options.tuning_queries, batch_size
+                index, shards, store, encoder, options.target_recall, options.tuning_queries, batch_size, rescorer
             )
             state["ann"] = tuning.record() if tuning is not None else None
             tuning_seconds = tuning.seconds if tuning is not None else None
@@ -200,7 +209,7 @@ def build_index(
             documents=store.count("documents"),
             passages=passages,
             sources=[SourceInfo(**s) for s in state["sources"]],
-            files=_bundle_files(staging, lexical_path if options.lexical else None),
+            files=_bundle_files(staging, lexical_path if options.lexical else None, options.rescore),
             build_options=asdict(options),
             package_version=_package_version(),
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -231,9 +240,11 @@ def _budget_choice(options: BuildOptions, passages: int, dimension: int) -> Choi
         raise BuildError(str(exc)) from None
 
 
-def _bundle_files(staging: Path, lexical: Path | None) -> dict[str, FileInfo]:
+def _bundle_files(staging: Path, lexical: Path | None, vectors: bool = False) -> dict[str, FileInfo]:
     """Every file the finished bundle holds, so that opening it can tell a truncated or missing one."""
     files = {"store": file_info(staging / STORE_NAME), "faiss": file_info(staging / FAISS_NAME)}
+    if vectors:
+        files["vectors"] = file_info(staging / VECTORS_NAME)
     if lexical is not None:
         for path in sorted(p for p in lexical.rglob("*") if p.is_file()):
             info = file_info(path, staging)

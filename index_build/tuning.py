@@ -33,6 +33,7 @@ import numpy as np
 
 from retriever.faiss_io import hnsw_of, is_exact, ivf_of
 from retriever.model import Encoder
+from retriever.rescore import ExactVectors
 from retriever.store import PassageStore
 
 TARGET_RECALL = 0.95
@@ -96,6 +97,7 @@ def tune_search(
     queries: int = TUNING_QUERIES,
     query_vectors: np.ndarray | None = None,
     source: str = "passage vectors",
+    rescorer: ExactVectors | None = None,
 ) -> Tuning | None:
     """Measure `index` against exact search over the shards' vectors; None for an exact (Flat) index.
 
@@ -121,11 +123,11 @@ def tune_search(
     exact = _drop_self(exact_top(xq, shard_blocks(shards), k + extra), own, k)
     param, values = _knob(index)
     if param is None:
-        recall = _recall(index, xq, own, exact, k, None)
+        recall = _recall(index, xq, own, exact, k, None, rescorer)
         return Tuning(None, None, recall, target, len(xq), (), time.perf_counter() - began, source)
     tried: list[tuple[int, float]] = []
     for value in values:  # ascending: the first value that reaches the target is the smallest
-        tried.append((value, _recall(index, xq, own, exact, k, _params(param, value))))
+        tried.append((value, _recall(index, xq, own, exact, k, _params(param, value), rescorer)))
         if tried[-1][1] >= target:
             break
     value, recall = tried[-1] if tried[-1][1] >= target else _best(tried)
@@ -140,6 +142,7 @@ def tune_with_openings(
     target: float = TARGET_RECALL,
     queries: int = TUNING_QUERIES,
     batch_size: int = 64,
+    rescorer: ExactVectors | None = None,
 ) -> Tuning | None:
     """`tune_search` with question-sized queries: the openings of sampled passages, embedded by `encoder`."""
     check_target(target)
@@ -150,7 +153,7 @@ def tune_with_openings(
     texts = opening_texts([stored[int(i)].text for i in ids])
     vectors = encoder.encode(texts, batch_size=batch_size)
     source = f"the first {QUERY_WORDS} words of sampled passages"
-    return tune_search(index, shards, target, queries, query_vectors=vectors, source=source)
+    return tune_search(index, shards, target, queries, query_vectors=vectors, source=source, rescorer=rescorer)
 
 
 def opening_texts(texts: Sequence[str], words: int = QUERY_WORDS) -> list[str]:
@@ -208,12 +211,26 @@ def _params(param: str, value: int) -> Any:
     return faiss.SearchParametersHNSW(efSearch=value)  # type: ignore[attr-defined]
 
 
-def _recall(index: Any, xq: np.ndarray, own: np.ndarray | None, exact: list[list[int]], k: int, params: Any) -> float:
-    _, found = index.search(xq, k + (1 if own is not None else 0), params=params)
+def _recall(
+    index: Any,
+    xq: np.ndarray,
+    own: np.ndarray | None,
+    exact: list[list[int]],
+    k: int,
+    params: Any,
+    rescorer: ExactVectors | None = None,
+) -> float:
+    """recall@k of the index's search as queries get it: re-scored exactly where the bundle keeps vectors."""
+    wanted = k + (1 if own is not None else 0)
+    asked = max(wanted, rescorer.depth) if rescorer is not None else wanted
+    _, found = index.search(xq, asked, params=params)
+    if rescorer is not None:
+        rows = rescorer.rescore(xq, [[(int(p), 0.0) for p in row if p >= 0] for row in found], wanted)
+        return recall_at(_drop_self([[p for p, _ in row] for row in rows], own, k), exact)
     return recall_at(_drop_self(found, own, k), exact)
 
 
-def _drop_self(rows: np.ndarray, own: np.ndarray | None, k: int) -> list[list[int]]:
+def _drop_self(rows: Any, own: np.ndarray | None, k: int) -> list[list[int]]:
     """Each row without FAISS's -1 padding (and its query's own id, where queries are passages), cut to k."""
     ids = own if own is not None else np.full(len(rows), -1, dtype=np.int64)
     return [[int(p) for p in row if p >= 0 and p != mine][:k] for row, mine in zip(rows, ids, strict=True)]

@@ -20,6 +20,7 @@ from retriever.lexical import LexicalIndex
 from retriever.model import Encoder
 from retriever.query import clean_query
 from retriever.rerank import Reranker
+from retriever.rescore import ExactVectors
 from retriever.store import PassageStore, StoredPassage
 
 MODES = ("dense", "lexical", "hybrid")
@@ -36,6 +37,7 @@ class Retriever:
         store: PassageStore,
         encoder: Encoder,
         lexical: LexicalIndex | None = None,
+        exact: ExactVectors | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
@@ -43,6 +45,7 @@ class Retriever:
         self._store = store
         self._encoder = encoder
         self._lexical = lexical
+        self._exact = exact  # re-scores the dense side's candidates (bundles built with --rescore)
         # Public so that a caller can choose another scorer: Highlighter(encoder, lexical, "embedding").
         self.highlighter = Highlighter(encoder, lexical)
 
@@ -69,7 +72,10 @@ class Retriever:
                 f"{bundle}: the lexical index holds {len(lexical)} passages, the manifest says {manifest.passages}; "
                 "rebuild the index"
             )
-        return cls(bundle, manifest, index, store, encoder, lexical)
+        exact = None
+        if "vectors" in manifest.files:
+            exact = ExactVectors(bundle / manifest.files["vectors"].name, manifest.passages, manifest.model.dimension)
+        return cls(bundle, manifest, index, store, encoder, lexical, exact)
 
     def __len__(self) -> int:
         return self.manifest.passages
@@ -191,14 +197,16 @@ class Retriever:
     def dense_search(
         self, vectors: Any, depth: int, nprobe: int | None = None, ef_search: int | None = None
     ) -> list[list[tuple[int, float]]]:
-        """`dense_candidates` for vectors already encoded (`encode`)."""
+        """`dense_candidates` for vectors already encoded (`encode`); re-scored exactly where the bundle can."""
         params = self._search_params(nprobe, ef_search)
-        scores, ids = self._index.search(vectors, min(depth, self.manifest.passages), params=params)
+        asked = max(depth, self._exact.depth) if self._exact is not None else depth
+        scores, ids = self._index.search(vectors, min(asked, self.manifest.passages), params=params)
         # FAISS pads with -1 when fewer than `depth` vectors are reachable.
-        return [
+        rows = [
             [(int(pid), float(score)) for score, pid in zip(row_scores, row_ids, strict=True) if pid >= 0]
             for row_scores, row_ids in zip(scores, ids, strict=True)
         ]
+        return self._exact.rescore(vectors, rows, depth) if self._exact is not None else rows
 
     def lexical_candidates(self, queries: Sequence[str], depth: int) -> list[list[tuple[int, float]]]:
         """(passage id, BM25 score) of the `depth` best passages per query, from the lexical index alone."""
