@@ -8,7 +8,6 @@ embedding resumes at the first missing shard.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import shutil
@@ -41,6 +40,7 @@ from retriever.bundle import (
     atomic_open,
     atomic_path,
     file_info,
+    package_version,
     sha256_file,
 )
 from retriever.errors import GroundsearchError
@@ -211,7 +211,7 @@ def build_index(
             sources=[SourceInfo(**s) for s in state["sources"]],
             files=_bundle_files(staging, lexical_path if options.lexical else None, options.rescore),
             build_options=asdict(options),
-            package_version=_package_version(),
+            package_version=package_version(),
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             lexical=asdict(lexical_info()) if options.lexical else None,
             extra={
@@ -359,13 +359,6 @@ def _publish(staging: Path, out: Path) -> None:
     if old.exists():
         shutil.rmtree(old)
     (out / STATE_NAME).unlink(missing_ok=True)
-
-
-def _package_version() -> str:
-    try:
-        return importlib.metadata.version("groundsearch")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 __all__ = ["BuildError", "BuildOptions", "BuildReport", "RunOptions", "build_index"]

@@ -14,7 +14,6 @@ worker before any work is handed out, which tells "the same directory" from "a d
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
 import secrets
@@ -26,7 +25,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from index_build.embed import embed_shard, shard_is_complete, shard_path, shard_ranges
+from index_build.embed import embed_shard, missing_shards, shard_path, shard_ranges
+from retriever.bundle import package_version
 from retriever.errors import GroundsearchError
 from retriever.model import Encoder
 from retriever.store import PassageStore
@@ -91,13 +91,11 @@ def embed_on_ray(
     shard_dir.mkdir(parents=True, exist_ok=True)
     dimension = encoder.dimension
     ranges = list(shard_ranges(total, shard_size))
-    todo = [r for r in ranges if not shard_is_complete(shard_path(shard_dir, r[0]), r[2] - r[1], dimension)]
+    todo = missing_shards(shard_dir, ranges, dimension)
     if todo:  # a resume that only lacks the FAISS stage needs no cluster
         with _connected(address):
             _embed_todo(todo, store_path.resolve(), encoder, shard_dir, total, batch_size, device, progress)
-    missing = [
-        n for n, first, last in ranges if not shard_is_complete(shard_path(shard_dir, n), last - first, dimension)
-    ]
+    missing = [number for number, _, _ in missing_shards(shard_dir, ranges, dimension)]
     if missing:
         raise DistributedError(
             f"the Ray workers reported {len(missing)} shards written that the driver cannot read in {shard_dir} "
@@ -306,13 +304,6 @@ def _where() -> str:
     import ray
 
     return f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
-
-
-def package_version() -> str:
-    try:
-        return importlib.metadata.version("groundsearch")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 __all__ = ["LOCAL", "DistributedError", "actor_slots", "check_ray", "embed_on_ray", "visibility_problem"]

@@ -36,6 +36,11 @@ def shard_is_complete(path: Path, rows: int, dimension: int) -> bool:
     return array.shape == (rows, dimension) and array.dtype == np.float32
 
 
+def missing_shards(shard_dir: Path, ranges: list[tuple[int, int, int]], dimension: int) -> list[tuple[int, int, int]]:
+    """The (number, first, last) ranges whose shard is absent or incomplete: the work a build has left."""
+    return [r for r in ranges if not shard_is_complete(shard_path(shard_dir, r[0]), r[2] - r[1], dimension)]
+
+
 def embed_passages(
     store: PassageStore,
     encoder: Encoder,
@@ -48,7 +53,7 @@ def embed_passages(
     """Make sure every shard exists; return their paths in id order. Existing complete shards are kept."""
     shard_dir.mkdir(parents=True, exist_ok=True)
     ranges = list(shard_ranges(total, shard_size))
-    todo = [r for r in ranges if not shard_is_complete(shard_path(shard_dir, r[0]), r[2] - r[1], encoder.dimension)]
+    todo = missing_shards(shard_dir, ranges, encoder.dimension)
     done = total - sum(last - first for _, first, last in todo)
     with tqdm(total=total, initial=done, unit="passage", desc="embedding", disable=not progress, smoothing=0.1) as bar:
         for number, first, last in todo:

@@ -14,6 +14,7 @@ Every file is written under a temporary name and renamed, so a crash never leave
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 from collections.abc import Iterator
@@ -125,6 +126,14 @@ def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
         if size != info.size:
             raise IndexCorrupt(f"{path}: {info.name} is {size} bytes, the manifest says {info.size}; rebuild the index")
     return manifest
+
+
+def package_version() -> str:
+    """The installed groundsearch's version, as manifests record it and as builds and servers report it."""
+    try:
+        return importlib.metadata.version("groundsearch")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

@@ -6,7 +6,6 @@ kept in module globals, and two apps over two indexes can live in one process.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from retriever import GroundsearchError, InvalidQuery, PassageNotFound, Reranker, Retriever
-from retriever.bundle import bundle_info
+from retriever.bundle import bundle_info, package_version
 from web.api import api_router, health_router
 from web.models import InfoResponse, Limits
 from web.pages import pages_router
@@ -62,7 +61,7 @@ def create_app(
 
     # FastAPIOffline serves /docs and /redoc with Swagger UI and ReDoc from its own package files instead of a
     # CDN: like the search page, the API's documentation must work on a machine with no internet access.
-    app = FastAPIOffline(title="groundsearch", version=_version(), description=DESCRIPTION)
+    app = FastAPIOffline(title="groundsearch", version=package_version(), description=DESCRIPTION)
     app.state.retriever = retriever
     app.state.reranker = reranker
     app.state.info = info
@@ -93,10 +92,3 @@ async def _invalid_query(request: Request, exc: Exception) -> JSONResponse:
 async def _server_error(request: Request, exc: Exception) -> JSONResponse:
     # The index went bad under a running server (a file replaced or truncated): say so, in one line.
     return JSONResponse({"detail": str(exc)}, status_code=500)
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("groundsearch")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
