@@ -9,6 +9,7 @@ lossy, which is why `build --rescore` is an option and not the default.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,12 @@ class ExactVectors:
                 f"float16 of ({passages}, {dimension}); rebuild the index"
             )
         self.depth = depth
+
+    def blocks(self, size: int = 65_536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(passage ids, float32 vectors) in blocks of `size` rows: the exact vectors, for measuring the index."""
+        for first in range(0, len(self._vectors), size):
+            block = np.asarray(self._vectors[first : first + size], dtype=np.float32)
+            yield np.arange(first, first + len(block), dtype=np.int64), block
 
     def rescore(
         self, queries: np.ndarray, candidates: list[list[tuple[int, float]]], depth: int

@@ -190,6 +190,11 @@ class Retriever:
         return self._encoder.encode(list(queries), batch_size=64)
 
     @property
+    def exact_vectors(self) -> ExactVectors | None:
+        """The bundle's float16 vectors (`build --rescore`), which re-score the dense side; None without them."""
+        return self._exact
+
+    @property
     def faiss_index(self) -> Any:
         """The FAISS index, shared by every search: read from it, never change it (use per-call parameters)."""
         return self._index

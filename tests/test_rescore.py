@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from index_build import BuildOptions, RunOptions, build_index
+from index_build.evaluation.ann import ann_recall
 from retriever import IndexCorrupt, Retriever
 from retriever.rescore import VECTORS_NAME
 
@@ -67,6 +68,18 @@ def test_rescoring_recovers_the_exact_ranking(rescored: Path, small_index: Path)
 def test_tuning_measures_recall_with_rescoring(rescored: Path) -> None:
     ann = Retriever.open(rescored).manifest.ann
     assert ann is not None and ann["met"] and ann["recall@10"] >= 0.95, ann
+
+
+def test_eval_measures_ann_recall_against_the_kept_vectors(rescored: Path) -> None:
+    """A lossy index built with --rescore still gets an ANN figure: its float16 vectors are the exact ones."""
+    r = Retriever.open(rescored)
+    measured = ann_recall(r, QUESTIONS)
+    assert measured.recall is not None and "re-scored" in measured.line()
+    vectors = np.load(rescored / VECTORS_NAME).astype(np.float32)
+    xq = r.encode(QUESTIONS)
+    exact = np.argsort(-(xq @ vectors.T), axis=1, kind="stable")[:, :10]
+    found = [[p for p, _ in row] for row in r.dense_search(xq, 10)]
+    assert measured.recall == pytest.approx(overlap(found, exact.tolist()), abs=1e-4)
 
 
 def test_a_truncated_vector_file_is_refused(rescored: Path, tmp_path: Path) -> None:

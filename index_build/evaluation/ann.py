@@ -5,7 +5,8 @@ query vectors are searched exactly, over the vectors the index itself stores, an
 search at its default parameters (the ones the build tuned). It is 1 by definition for `Flat`. For
 `IVF*,Flat` and `HNSW*` (flat storage) the stored vectors are the exact ones and are streamed out of the
 index, list by list or block by block, without changing it (the index is shared with searches). Lossy codecs
-(PQ, SQ, ...) keep no exact vectors, so there is nothing honest to compare with and no figure is given.
+(PQ, SQ, ...) keep no exact vectors: a bundle built with `--rescore` has them beside the index (and its
+searches are re-scored from them), any other has nothing honest to compare with and no figure is given.
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ class AnnRecall:
         if self.recall is None:
             return f"{name}: not measured, {self.why}"
         params = ", ".join(f"{k}={v}" for k, v in self.search_params.items())
-        how = f"{self.factory} searched with {params}" if params else f"{self.factory}, {self.why or 'default search'}"
+        if params:
+            how = f"{self.factory} searched with {params}" + (f", {self.why}" if self.why else "")
+        else:
+            how = f"{self.factory}, {self.why or 'default search'}"
         return f"{name} {self.recall:.3f} ({how}; exact top-{RECALL_K} of {self.queries} questions)"
 
 
@@ -59,6 +63,11 @@ def ann_recall(retriever: Retriever, texts: Sequence[str]) -> AnnRecall:
     if is_exact(index):
         return AnnRecall(1.0, len(texts), params, factory, "exact search")
     blocks = exact_blocks(index)
+    why = ""
+    if blocks is None and retriever.exact_vectors is not None:
+        # Lossy codes, but the bundle keeps the vectors (--rescore): searches are re-scored from them, and they
+        # are what "exact" means for this index.
+        blocks, why = retriever.exact_vectors.blocks(BLOCK), "re-scored from the bundle's float16 vectors"
     if blocks is None:
         why = f"{factory} stores lossy codes, so the bundle holds no exact vectors to compare with"
         return AnnRecall(None, len(texts), params, factory, why)
@@ -66,7 +75,7 @@ def ann_recall(retriever: Retriever, texts: Sequence[str]) -> AnnRecall:
     xq = np.ascontiguousarray(retriever.encode(texts), dtype=np.float32)
     found = [[pid for pid, _ in row] for row in retriever.dense_search(xq, k)]
     exact = [[int(p) for p in row if p >= 0] for row in exact_top(xq, blocks, k)]
-    return AnnRecall(recall_at(found, exact), len(texts), params, factory)
+    return AnnRecall(recall_at(found, exact), len(texts), params, factory, why)
 
 
 def exact_blocks(index: Any) -> Iterator[tuple[np.ndarray, np.ndarray]] | None:
