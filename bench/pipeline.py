@@ -41,7 +41,7 @@ def main() -> None:
     from index_build.faiss_index import build_faiss, choose_factory
     from index_build.lexical_writer import index_store
     from index_build.readers import open_corpus
-    from index_build.store_writer import write_store
+    from index_build.store_writer import finish_store, write_store
     from retriever import MODES, Retriever
     from retriever.bundle import TEXT_TEMPLATE, Manifest, ModelInfo, embedding_text
     from retriever.lexical import LexicalIndex, lexical_info
@@ -61,6 +61,7 @@ def main() -> None:
 
         started = time.perf_counter()
         counts = write_store(work / "passages.sqlite", ((args.corpus.name, d) for d in documents), 100)
+        finish_store(work / "passages.sqlite")
         store_s = time.perf_counter() - started
         rows.append(("passages split and stored", f"{counts.passages:,} in {store_s:.2f} s"))
 

@@ -16,16 +16,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from index_build.budget import BudgetError, Choice, choose_for_budget
 from index_build.distributed import check_ray, embed_on_ray
 from index_build.documents import CorpusError
 from index_build.embed import embed_passages
-from index_build.faiss_index import build_faiss, choose_factory, write_faiss
+from index_build.faiss_index import ADD_BLOCK_VECTORS, TRAINED_NAME, build_faiss, choose_factory, write_faiss
 from index_build.lexical_writer import index_store
+from index_build.read_stage import partial_store, read_corpora
 from index_build.readers import open_corpus
-from index_build.store_writer import write_store
+from index_build.store_writer import CHECKPOINT_PASSAGES, finish_store, read_checkpoint
 from index_build.tuning import TARGET_RECALL, TUNING_QUERIES, check_target, tune_with_openings
 from index_build.vectors_writer import write_vectors
 from retriever.bundle import (
@@ -41,7 +40,6 @@ from retriever.bundle import (
     atomic_path,
     file_info,
     package_version,
-    sha256_file,
 )
 from retriever.errors import GroundsearchError
 from retriever.faiss_io import read_faiss
@@ -52,6 +50,7 @@ from retriever.store import PassageStore
 
 STATE_NAME = "build-state.json"
 SHARDS_DIR = "shards"
+FAISS_PARTS_DIR = "faiss-parts"  # the trained index and the added blocks, while the FAISS stage runs
 
 
 class BuildError(GroundsearchError):
@@ -92,6 +91,10 @@ class RunOptions:
     use_gpu_faiss: bool | None = None
     # Embed on a Ray cluster: "local" starts one here, anything else is ray.init's address (index_build.distributed).
     ray: str | None = None
+    # Passages between the read stage's checkpoints: what a build killed while reading loses at most.
+    checkpoint_passages: int = CHECKPOINT_PASSAGES
+    # Vectors per saved block of the FAISS adding stage (IVF): what a build killed while adding loses at most.
+    faiss_add_block: int = ADD_BLOCK_VECTORS
 
 
 @dataclass
@@ -143,17 +146,26 @@ def build_index(
 
     if not (staging / MANIFEST_NAME).exists():
         store_path = staging / STORE_NAME
-        if store_path.exists():
+        if "reader_stats" in state:  # the read finished before the kill
             report_stages.append("read")
         else:
-            created_now = state.get("created_now", False)
+            partial = partial_store(store_path)
             try:
-                state.update(_read_stage(corpora, store_path, options, run.progress))
-            except (CorpusError, KeyboardInterrupt):
-                if created_now:  # nothing worth resuming yet: leave nothing half-written behind
+                result = read_corpora(corpora, partial, options.passage_words, run.progress, run.checkpoint_passages)
+            except (CorpusError, KeyboardInterrupt) as exc:
+                # A bad corpus will fail the same way again, and an interrupt before the first checkpoint
+                # leaves nothing worth resuming: leave nothing half-written behind. Otherwise keep it.
+                checkpoint = read_checkpoint(partial) if isinstance(exc, KeyboardInterrupt) else None
+                if state.get("created_now", False) and (checkpoint is None or checkpoint.counts.documents == 0):
                     shutil.rmtree(staging, ignore_errors=True)
                 raise
+            if result.resumed_documents:
+                report_stages.append(f"{result.resumed_documents:,} articles read")
+            state.update(sources=result.sources, reader_stats=result.reader_stats)
             _save_state(staging, state)
+        if not store_path.exists():
+            finish_store(partial_store(store_path))
+            os.replace(partial_store(store_path), store_path)
         store = PassageStore(store_path)
         passages = store.count()
         lexical_path = staging / LEXICAL_DIR
@@ -182,8 +194,13 @@ def build_index(
             report_stages.append("index")
             index = read_faiss(faiss_path)
         else:
+            parts_dir = staging / FAISS_PARTS_DIR
+            report_stages.extend(_kept_faiss_parts(parts_dir))
+            # The first run's block size stays, so that a rerun with another finds the blocks it saved.
+            add_block = state.setdefault("faiss_add_block", run.faiss_add_block)
+            _save_state(staging, state)
             try:
-                index = build_faiss(shards, encoder.dimension, factory, use_gpu=run.use_gpu_faiss)
+                index = build_faiss(shards, encoder.dimension, factory, run.use_gpu_faiss, parts_dir, add_block)
             except ValueError as exc:
                 raise BuildError(str(exc)) from None
             with atomic_path(faiss_path) as tmp:
@@ -238,6 +255,13 @@ def _budget_choice(options: BuildOptions, passages: int, dimension: int) -> Choi
         return choose_for_budget(passages, dimension, options.memory_budget)
     except BudgetError as exc:
         raise BuildError(str(exc)) from None
+
+
+def _kept_faiss_parts(parts_dir: Path) -> list[str]:
+    """What a killed FAISS stage left that this run reuses, for the build's "resumed" line."""
+    kept = ["FAISS training"] if (parts_dir / TRAINED_NAME).exists() else []
+    blocks = len(list(parts_dir.glob("added-*.faiss")))
+    return kept + ([f"{blocks} FAISS block{'s' * (blocks > 1)}"] if blocks else [])
 
 
 def _bundle_files(staging: Path, lexical: Path | None, vectors: bool = False) -> dict[str, FileInfo]:
@@ -317,39 +341,12 @@ def _save_state(staging: Path, state: dict[str, Any]) -> None:
         json.dump({k: v for k, v in state.items() if k != "created_now"}, fh, indent=2)
 
 
-def _read_stage(corpora: list[Any], store_path: Path, options: BuildOptions, progress: bool) -> dict[str, Any]:
-    def documents() -> Any:
-        with tqdm(unit="article", desc="reading", disable=not progress) as bar:
-            for corpus in corpora:
-                name = Path(corpus.path).name
-                for document in corpus:
-                    bar.update()
-                    yield name, document
-
-    with atomic_path(store_path) as tmp:
-        counts = write_store(tmp, documents(), options.passage_words)
-        if counts.passages == 0:
-            names = ", ".join(str(c.path) for c in corpora)
-            raise CorpusError(f"{names}: no article has any text to index")
-    return {
-        "sources": [
-            {
-                "path": str(c.path),
-                "format": c.format,
-                "size": Path(c.path).stat().st_size,
-                "sha256": sha256_file(c.path),
-            }
-            for c in corpora
-        ],
-        "reader_stats": {str(c.path): asdict(c.stats) for c in corpora},
-    }
-
-
 def _publish(staging: Path, out: Path) -> None:
     """Swap the finished staging directory into place; the old index goes only after the new one is there."""
     # The state file goes last: a build killed in here finds a staging directory with a manifest and a state
     # file, and only has to finish this swap.
     shutil.rmtree(staging / SHARDS_DIR, ignore_errors=True)
+    shutil.rmtree(staging / FAISS_PARTS_DIR, ignore_errors=True)
     old = out.with_name(out.name + ".old")
     if out.exists():
         if old.exists():

@@ -1,10 +1,17 @@
-"""Write documents and their passages into the SQLite store (schema from retriever.store)."""
+"""Write documents and their passages into the SQLite store (schema from retriever.store), resumably.
+
+The file is written in place with periodic checkpoints rather than in one go, because at Wikipedia scale the
+read that fills it (parsing and cleaning the whole dump) is the longest stage of a CPU build after embedding:
+a build killed in it resumes after its last checkpoint (index_build.read_stage).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +21,22 @@ from index_build.documents import Document
 from index_build.passages import split_document
 from retriever.store import SCHEMA
 
-_BATCH = 2000
+_BATCH = 2000  # rows per INSERT statement
+# Passages between checkpoints: each one commits what was read and where the reader stood, so a killed read
+# loses at most this many. At 100 words a passage that is a few seconds of cleaning, and about 2,000
+# checkpoints for English Wikipedia.
+CHECKPOINT_PASSAGES = 10_000
+PROGRESS_TABLE = "build_progress"
+_PROGRESS_SCHEMA = f"""
+CREATE TABLE {PROGRESS_TABLE} (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    documents INTEGER NOT NULL,
+    passages INTEGER NOT NULL,
+    position TEXT NOT NULL,          -- the caller's JSON: where its reader stood after the last document
+    complete INTEGER NOT NULL        -- 1 once every document is in; finish_store then drops the table
+);
+INSERT INTO {PROGRESS_TABLE} VALUES (0, 0, 0, 'null', 0);
+"""
 
 
 @dataclass
@@ -23,23 +45,89 @@ class StoreCounts:
     passages: int = 0
 
 
-def write_store(path: Path, documents: Iterable[tuple[str, Document]], passage_words: int) -> StoreCounts:
-    """Fill a new store from (source name, document) pairs; ids are assigned in the order given.
+@dataclass(frozen=True)
+class Checkpoint:
+    """What an unfinished store file holds: its counts and the position its writer's caller recorded with
+    them (None before the first checkpoint). `complete` marks a file written to the end, not yet finished
+    by `finish_store`."""
 
-    Documents with no words are skipped: a passage must have text to be found.
+    counts: StoreCounts
+    position: Any = None
+    complete: bool = False
+
+
+def read_checkpoint(path: Path) -> Checkpoint | None:
+    """The state of a store file a killed build left, or None when there is nothing to resume from.
+
+    The progress table is created in the same transaction as the schema, so a file without it is no
+    resumable store (or one `finish_store` already finished, which the caller knows from its own state).
+    Rows beyond the last checkpoint (written after it, before the kill) are deleted here.
     """
-    db = sqlite_utils.Database(path, recreate=True)
-    # The file is renamed into place only when complete, so a crash loses nothing: skip the journal.
-    db.execute("PRAGMA journal_mode = OFF")
+    if not path.exists():
+        return None
+    try:
+        db = sqlite_utils.Database(path)
+        try:
+            tables = set(db.table_names())
+            if "passages" not in tables or PROGRESS_TABLE not in tables:
+                return None
+            documents, passages, position, complete = db.execute(
+                f"SELECT documents, passages, position, complete FROM {PROGRESS_TABLE}"
+            ).fetchone()
+            with db.conn:
+                db.execute("DELETE FROM passages WHERE id >= ?", [passages])
+                db.execute("DELETE FROM documents WHERE id >= ?", [documents])
+            return Checkpoint(StoreCounts(documents, passages), json.loads(position), bool(complete))
+        finally:
+            db.close()
+    except sqlite3.DatabaseError:
+        return None  # damaged (a disk that filled up, a crash of the machine): start the read over
+
+
+def finish_store(path: Path) -> None:
+    """Drop the progress table of a completely written store: what is left is the store retriever reads."""
+    db = sqlite_utils.Database(path)
+    with db.conn:
+        db.execute(f"DROP TABLE IF EXISTS {PROGRESS_TABLE}")
+    db.close()
+
+
+def write_store(
+    path: Path,
+    documents: Iterable[tuple[str, Document]],
+    passage_words: int,
+    position: Callable[[], Any] = lambda: None,
+    resume: Checkpoint | None = None,
+    checkpoint_passages: int = CHECKPOINT_PASSAGES,
+) -> StoreCounts:
+    """Fill a store from (source name, document) pairs, ids assigned in the order given; return its counts.
+
+    Documents with no words are skipped: a passage must have text to be found. Every `checkpoint_passages`
+    passages the rows are committed together with `position()` (called right after the last document was
+    taken, so it can describe where the documents' reader stands); `read_checkpoint` gives it back after a
+    kill, and `resume` continues that file: the caller then gives only the documents after that position.
+    The file is complete when this returns; `finish_store` turns it into a plain store.
+    """
+    db = sqlite_utils.Database(path, recreate=resume is None)
+    # A rollback journal without syncing: a killed process (not a crashed machine) leaves the file as of its
+    # last commit, and appends journal little, since new pages have no old content to save.
     db.execute("PRAGMA synchronous = OFF")
-    db.executescript(SCHEMA)
-    counts = StoreCounts()
+    if resume is None:
+        db.conn.executescript(f"BEGIN; {SCHEMA} {_PROGRESS_SCHEMA} COMMIT;")
+    counts = replace(resume.counts) if resume is not None else StoreCounts()
     doc_rows: list[dict[str, Any]] = []
     passage_rows: list[dict[str, Any]] = []
 
-    def flush() -> None:
+    def checkpoint(complete: bool = False) -> None:
+        # insert_all commits per batch; the progress row is written last, so rows past it are only ever
+        # ahead of it, and read_checkpoint deletes them.
         db.table("documents").insert_all(doc_rows, batch_size=_BATCH)
         db.table("passages").insert_all(passage_rows, batch_size=_BATCH)
+        with db.conn:
+            db.execute(
+                f"UPDATE {PROGRESS_TABLE} SET documents = ?, passages = ?, position = ?, complete = ?",
+                [counts.documents, counts.passages, json.dumps(position()), int(complete)],
+            )
         doc_rows.clear()
         passage_rows.clear()
 
@@ -61,10 +149,9 @@ def write_store(path: Path, documents: Iterable[tuple[str, Document]], passage_w
         passage_rows.extend(rows)
         counts.documents += 1
         counts.passages += len(rows)
-        if len(passage_rows) >= _BATCH:
-            flush()
-    flush()
-    db.conn.commit()
+        if len(passage_rows) >= checkpoint_passages:
+            checkpoint()
+    checkpoint(complete=True)
     db.close()
     return counts
 

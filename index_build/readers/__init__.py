@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from index_build.documents import CorpusError, Document
@@ -49,32 +50,52 @@ class Corpus:
         return f"Corpus({str(self.path)!r}, format={self.format!r})"
 
     def __iter__(self) -> Iterator[Document]:
-        stats = self.stats = CorpusStats()
-        yield from self._read(stats)
+        return self.read()
+
+    def read(self, after: CorpusStats | None = None) -> Iterator[Document]:
+        """Iterate the documents, or with `after` (the `stats` of an earlier pass, taken when it yielded a
+        document) only the documents after that one, with `stats` counting on from `after`.
+
+        Readers count every record in file order as they yield, so `after.total` is the number of records
+        up to that document: they are passed over without being cleaned, which is what makes resuming a
+        killed read cheap (a MediaWiki dump is still parsed past them, but not cleaned).
+        """
+        stats = self.stats = replace(after) if after is not None else CorpusStats()
+        yield from self._read(stats, stats.total)
         if stats.documents == 0:
             raise CorpusError(_nothing_found(self.path, self.format, stats))
 
-    def _read(self, stats: CorpusStats) -> Iterator[Document]:
+    def _read(self, stats: CorpusStats, skip: int) -> Iterator[Document]:
         # Readers are imported here so that opening a Parquet corpus does not need mwxml, and the reverse.
         if self.format == "mediawiki":
             from index_build.readers.mediawiki import read_mediawiki
 
             return read_mediawiki(
-                self.path, stats, base_url=self.base_url, skip_errors=self.skip_errors, workers=self.workers
+                self.path,
+                stats,
+                base_url=self.base_url,
+                skip_errors=self.skip_errors,
+                workers=self.workers,
+                skip=skip,
             )
         if self.format in ("jsonl", "beir"):
             from index_build.readers.jsonl import read_jsonl
 
             return read_jsonl(
-                self.path, stats, flavour=self.format, base_url=self.base_url, skip_errors=self.skip_errors
+                self.path,
+                stats,
+                flavour=self.format,
+                base_url=self.base_url,
+                skip_errors=self.skip_errors,
+                skip=skip,
             )
         if self.format == "squad":
             from index_build.readers.squad import read_squad
 
-            return read_squad(self.path, stats, base_url=self.base_url, skip_errors=self.skip_errors)
+            return read_squad(self.path, stats, base_url=self.base_url, skip_errors=self.skip_errors, skip=skip)
         from index_build.readers.parquet import read_parquet
 
-        return read_parquet(self.path, stats, base_url=self.base_url)
+        return read_parquet(self.path, stats, base_url=self.base_url, skip=skip)
 
 
 def open_corpus(

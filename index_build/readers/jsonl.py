@@ -33,8 +33,9 @@ def read_jsonl(
     flavour: str = "jsonl",
     base_url: str | None = None,
     skip_errors: bool = False,
+    skip: int = 0,
 ) -> Iterator[Document]:
-    """Yield one `Document` per non-blank line, in file order.
+    """Yield one `Document` per non-blank line, in file order, after the first `skip` non-blank lines.
 
     `flavour` "jsonl" wants `id` and `text` (`title` and `url` optional); "beir" wants `_id` and `text`
     (`title` optional, BEIR has no URLs). A record without a URL gets `base_url` + its title when given.
@@ -42,7 +43,7 @@ def read_jsonl(
     id_key = ID_KEYS[flavour]
     prefix = normalise_prefix(base_url)
     with open_binary(path) as fh:
-        number = 0
+        number = records = 0
         while True:
             try:
                 raw = fh.readline()
@@ -55,6 +56,9 @@ def read_jsonl(
             if number == 1:
                 raw = raw.removeprefix(b"\xef\xbb\xbf")
             if not raw.strip():
+                continue
+            records += 1
+            if records <= skip:
                 continue
             try:
                 document = _document(raw, id_key, flavour == "jsonl", prefix)

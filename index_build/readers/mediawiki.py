@@ -53,13 +53,20 @@ _EXPAT_ENDED_EARLY = (3, 5)  # expat's "no element found" and "unclosed token": 
 
 
 class _Page(NamedTuple):
-    """An article's metadata and wikitext, as read from the XML, before cleaning."""
+    """An article's metadata and wikitext, as read from the XML, before cleaning.
+
+    A page that is not cleaned (a redirect, another namespace, no text) travels as a stub whose `skipped`
+    names its `CorpusStats` counter: counting it where documents are yielded, in file order, rather than
+    where pages are read ahead of the cleaning pool, makes `stats` at any yield cover exactly the pages up to
+    that document, which is what lets a killed build resume after it (`skip`).
+    """
 
     id: str
     title: str
     revision: str | None
     timestamp: str | None
     wikitext: str
+    skipped: str | None = None
 
 
 def is_redirect(wikitext: str | None) -> bool:
@@ -74,16 +81,18 @@ def read_mediawiki(
     base_url: str | None = None,
     skip_errors: bool = False,
     workers: int = 1,
+    skip: int = 0,
 ) -> Iterator[Document]:
     """Yield the cleaned articles of a MediaWiki XML export, in dump order, counting what is skipped in `stats`.
 
-    URLs come from siteinfo's `<base>`, else from `base_url` (an article URL prefix), else are None.
+    URLs come from siteinfo's `<base>`, else from `base_url` (an article URL prefix), else are None. The
+    first `skip` pages are parsed past but neither cleaned nor counted (resuming a read; see `CorpusStats`).
     """
     with open_binary(path) as raw:
         dump = _open_dump(path, raw)
         prefix = prefix_from_siteinfo(dump.site_info.base) or normalise_prefix(base_url)
         namespaces = tuple(sorted({ns.name for ns in dump.site_info.namespaces or () if ns.name}))
-        pages = _articles(path, dump, stats, skip_errors)
+        pages = _articles(path, dump, stats, skip_errors, skip)
         cleaned = _clean_serial(pages, namespaces) if workers <= 1 else _clean_parallel(pages, namespaces, workers)
         try:
             yield from _documents(path, cleaned, prefix, stats, skip_errors)
@@ -93,13 +102,16 @@ def read_mediawiki(
 
 def _documents(
     path: Path,
-    cleaned: Iterator[tuple[_Page, _Result]],
+    cleaned: Iterator[tuple[_Page, _Result | None]],
     prefix: str | None,
     stats: CorpusStats,
     skip_errors: bool,
 ) -> Iterator[Document]:
     """Documents from cleaned pages; pages that failed to clean are errors, pages left empty are skipped."""
     for page, result in cleaned:
+        if page.skipped is not None:
+            setattr(stats, page.skipped, getattr(stats, page.skipped) + 1)
+            continue
         if isinstance(result, str):
             message = f"{path}: cannot clean page id {page.id} ({page.title!r}): {result}"
             if not skip_errors:
@@ -107,6 +119,7 @@ def _documents(
             stats.errors_skipped += 1
             logger.warning("skipping: %s", message)
             continue
+        assert result is not None  # only skipped pages come without a cleaning result
         text, sections = result
         if not text:
             stats.empty_skipped += 1
@@ -131,33 +144,37 @@ def _open_dump(path: Path, raw: BinaryIO) -> mwxml.Dump:
         raise CorpusError(f"{path} is not a readable MediaWiki XML export: {_describe(exc)}") from None
 
 
-def _articles(path: Path, dump: mwxml.Dump, stats: CorpusStats, skip_errors: bool) -> Iterator[_Page]:
-    """The namespace-0, non-redirect pages with text; the rest are counted in `stats` and skipped.
+def _articles(path: Path, dump: mwxml.Dump, stats: CorpusStats, skip_errors: bool, skip: int = 0) -> Iterator[_Page]:
+    """Every page after the first `skip`: namespace-0, non-redirect pages with text, the rest as stubs.
 
     A redirect is counted as a redirect whatever its namespace. Of a page's revisions the last (newest) is kept.
     """
     last = "before the first page"
     try:
-        for page in dump.pages:
+        for number, page in enumerate(dump.pages):
             last = f"last page seen: id {page.id}, {page.title!r}"
             revision = None
             for revision in page:  # noqa: B007 - a full-history dump has many; the last is the current text
                 pass
+            if number < skip:
+                continue
             wikitext = revision.text if revision is not None else None
             if page.redirect is not None or is_redirect(wikitext):
-                stats.redirects_skipped += 1
+                skipped: str | None = "redirects_skipped"
             elif page.namespace != 0:
-                stats.other_namespace_skipped += 1
+                skipped = "other_namespace_skipped"
             elif revision is None or not wikitext or not wikitext.strip():
-                stats.empty_skipped += 1
+                skipped = "empty_skipped"
             else:
-                yield _Page(
-                    id=str(page.id),
-                    title=page.title,
-                    revision=str(revision.id) if revision.id is not None else None,
-                    timestamp=str(revision.timestamp) if revision.timestamp is not None else None,
-                    wikitext=wikitext,
-                )
+                skipped = None
+            yield _Page(
+                id=str(page.id),
+                title=page.title,
+                revision=str(revision.id) if revision is not None and revision.id is not None else None,
+                timestamp=str(revision.timestamp) if revision is not None and revision.timestamp is not None else None,
+                wikitext=wikitext if skipped is None and wikitext is not None else "",
+                skipped=skipped,
+            )
     except (ParseError, MalformedXML, EOFError, OSError, ValueError) as exc:
         if isinstance(exc, (EOFError, OSError)):
             kind = "is truncated or corrupt"
@@ -182,7 +199,8 @@ def _describe(exc: BaseException) -> str:
     return one_line(text or type(exc).__name__, 200)
 
 
-# Cleaning, in this process or in a pool: both yield (page, (text, sections) or error message) in input order.
+# Cleaning, in this process or in a pool: both yield (page, (text, sections) or error message) in input order,
+# and (stub, None) for a page that is not to be cleaned.
 _Result = tuple[str, tuple[Section, ...]] | str
 
 
@@ -197,14 +215,23 @@ def clean_chunk(texts: list[str], namespaces: tuple[str, ...]) -> list[_Result]:
     return results
 
 
-def _clean_serial(pages: Iterable[_Page], namespaces: tuple[str, ...]) -> Generator[tuple[_Page, _Result], None, None]:
+def _clean_serial(
+    pages: Iterable[_Page], namespaces: tuple[str, ...]
+) -> Generator[tuple[_Page, _Result | None], None, None]:
     for page in pages:
-        yield page, clean_chunk([page.wikitext], namespaces)[0]
+        yield page, None if page.skipped else clean_chunk([page.wikitext], namespaces)[0]
+
+
+def _with_results(chunk: list[_Page], results: list[_Result]) -> Iterator[tuple[_Page, _Result | None]]:
+    """A chunk's pages paired with the cleaning results of its non-stub pages, in order."""
+    cleaned = iter(results)
+    for page in chunk:
+        yield page, None if page.skipped else next(cleaned)
 
 
 def _clean_parallel(
     pages: Iterable[_Page], namespaces: tuple[str, ...], workers: int
-) -> Generator[tuple[_Page, _Result], None, None]:
+) -> Generator[tuple[_Page, _Result | None], None, None]:
     """Clean in a pool with at most `TASKS_PER_WORKER * workers` chunks in flight, yielding in input order.
 
     A stream error raised while reading pages is re-raised only after the pages read before it are yielded,
@@ -223,13 +250,14 @@ def _clean_parallel(
             except CorpusError as exc:
                 error = exc
                 break
-            window.append((chunk, pool.submit(clean_chunk, [p.wikitext for p in chunk], namespaces)))
+            texts = [p.wikitext for p in chunk if not p.skipped]
+            window.append((chunk, pool.submit(clean_chunk, texts, namespaces)))
             if len(window) >= TASKS_PER_WORKER * workers:
                 done, future = window.popleft()
-                yield from zip(done, future.result(), strict=True)
+                yield from _with_results(done, future.result())
         while window:
             done, future = window.popleft()
-            yield from zip(done, future.result(), strict=True)
+            yield from _with_results(done, future.result())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     if error is not None:
@@ -256,7 +284,7 @@ def _chunks(pages: Iterable[_Page]) -> Iterator[list[_Page]]:
     If reading fails, the pages read so far still come out as a last chunk before the error.
     """
     chunk: list[_Page] = []
-    size = 0
+    size = articles = 0  # stubs ride along in a chunk without counting as work
     iterator = iter(pages)
     while True:
         try:
@@ -269,8 +297,9 @@ def _chunks(pages: Iterable[_Page]) -> Iterator[list[_Page]]:
             raise
         chunk.append(page)
         size += len(page.wikitext)
-        if len(chunk) >= CHUNK_PAGES or size >= CHUNK_CHARS:
+        articles += page.skipped is None
+        if articles >= CHUNK_PAGES or size >= CHUNK_CHARS:
             yield chunk
-            chunk, size = [], 0
+            chunk, size, articles = [], 0, 0
     if chunk:
         yield chunk

@@ -21,8 +21,9 @@ OPTIONAL_COLUMNS: tuple[str, ...] = ("url",)
 BATCH_ROWS = 1024
 
 
-def read_parquet(path: Path, stats: CorpusStats, *, base_url: str | None = None) -> Iterator[Document]:
-    """Yield one `Document` per row with non-empty text, in file order; one section spanning the text.
+def read_parquet(path: Path, stats: CorpusStats, *, base_url: str | None = None, skip: int = 0) -> Iterator[Document]:
+    """Yield one `Document` per row with non-empty text, in file order, after the first `skip` rows; one
+    section spanning the text.
 
     Rows with empty or null text are counted as empty. A row without a URL gets `base_url` + its title.
     """
@@ -47,6 +48,8 @@ def read_parquet(path: Path, stats: CorpusStats, *, base_url: str | None = None)
                 urls = values.get("url") or [None] * batch.num_rows
                 for ident, title, text, url in zip(values["id"], values["title"], values["text"], urls, strict=True):
                     row += 1
+                    if row <= skip:
+                        continue
                     if not text or not str(text).strip():
                         stats.empty_skipped += 1
                         continue

@@ -77,9 +77,10 @@ def check_paragraph(paragraph: Any, where: str) -> dict[str, Any]:
 
 
 def read_squad(
-    path: Path, stats: CorpusStats, *, base_url: str | None = None, skip_errors: bool = False
+    path: Path, stats: CorpusStats, *, base_url: str | None = None, skip_errors: bool = False, skip: int = 0
 ) -> Iterator[Document]:
-    """Yield one `Document` per paragraph with non-blank context, in file order.
+    """Yield one `Document` per paragraph with non-blank context, in file order, after the first `skip`
+    records (a record is a paragraph, or a malformed article counted as one error).
 
     The text is the context exactly as in the file (answer offsets stay valid) and is one section. A
     malformed article or paragraph is a `CorpusError` naming it; with `skip_errors` it is counted and
@@ -87,15 +88,21 @@ def read_squad(
     """
     data = load_squad(path)
     prefix = normalise_prefix(base_url) or WIKIPEDIA_PREFIX
+    records = 0
     for a, article in enumerate(data):
         try:
             raw_title, paragraphs = check_article(article, f"data[{a}]")
         except ValueError as exc:
-            _bad(path, exc, stats, skip_errors)
+            records += 1
+            if records > skip:
+                _bad(path, exc, stats, skip_errors)
             continue
         title = article_title(raw_title)
         url = page_url(prefix, title) if title else None
         for p, paragraph in enumerate(paragraphs):
+            records += 1
+            if records <= skip:
+                continue
             try:
                 context = check_paragraph(paragraph, f"data[{a}].paragraphs[{p}]")["context"]
             except ValueError as exc:
