@@ -72,7 +72,7 @@ def main() -> None:
 
             def ready(point: str = point, staging: Path = staging) -> bool:
                 if point == "reading":
-                    return (staging / ".passages.sqlite.tmp").exists()
+                    return (staging / "passages.sqlite.partial").exists()
                 shards = staging / "shards"
                 return shards.is_dir() and len(list(shards.glob("shard-*.npy"))) >= max(1, shards_total // 2)
 

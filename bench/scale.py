@@ -161,7 +161,7 @@ def main() -> None:
     faiss_path = work / f"index-{factory.replace(',', '_')}.faiss"
     if not faiss_path.exists():
         began = time.perf_counter()
-        index = build_faiss(shards, DIMENSION, factory, use_gpu=False)
+        index = build_faiss(shards, DIMENSION, factory, gpus=[])
         took = time.perf_counter() - began
         row(
             f"FAISS build {factory} (train + add)", f"{took:.1f} s = {args.n / took:,.0f} vectors/s", faiss_build_s=took

@@ -43,6 +43,15 @@ def build(
     batch_size: Annotated[int | None, typer.Option(help="Encoder batch size (64 on CPU, 256 on GPU).")] = None,
     workers: Annotated[int | None, typer.Option(help="Parsing processes (default: every core).")] = None,
     device: Annotated[str | None, typer.Option(help="torch device for embedding, e.g. cpu or cuda.")] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            "--gpus",
+            metavar="all|IDS",
+            help="Embed on several GPUs at once (one process each) and build FAISS there: 'all' or CUDA ids "
+            "such as 0,1; 'all' without a GPU uses the CPU. Not with --device or --ray.",
+        ),
+    ] = None,
     skip_errors: Annotated[
         bool, typer.Option("--skip-errors", help="Skip malformed pages or lines and count them.")
     ] = False,
@@ -93,7 +102,7 @@ def build(
         target_recall=target_recall,
         rescore=rescore,
     )
-    run = RunOptions(workers=workers, batch_size=batch_size, device=device, progress=not quiet, ray=ray)
+    run = RunOptions(workers=workers, batch_size=batch_size, device=device, progress=not quiet, ray=ray, gpus=gpus)
     report = _guard(lambda: build_index(list(sources), out, options, run, force=force))
     m = report.manifest
     resumed = f" (resumed: {', '.join(report.resumed_stages)} kept)" if report.resumed_stages else ""

@@ -11,19 +11,32 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from index_build.budget import BudgetError, Choice, choose_for_budget
+from index_build.devices import GpuSelection, parse_gpus
 from index_build.distributed import check_ray, embed_on_ray
 from index_build.documents import CorpusError
 from index_build.embed import embed_passages
+from index_build.embed_pool import embed_on_devices
+from index_build.faiss_gpu import faiss_gpu_count
 from index_build.faiss_index import ADD_BLOCK_VECTORS, TRAINED_NAME, build_faiss, choose_factory, write_faiss
 from index_build.lexical_writer import index_store
 from index_build.read_stage import partial_store, read_corpora
 from index_build.readers import open_corpus
+from index_build.staging import (
+    FAISS_PARTS_DIR,
+    SHARDS_DIR,
+    BuildError,
+    check_out,
+    identity_of,
+    open_staging,
+    publish,
+    save_state,
+)
 from index_build.store_writer import CHECKPOINT_PASSAGES, finish_store, read_checkpoint
 from index_build.tuning import TARGET_RECALL, TUNING_QUERIES, check_target, tune_with_openings
 from index_build.vectors_writer import write_vectors
@@ -41,20 +54,11 @@ from retriever.bundle import (
     file_info,
     package_version,
 )
-from retriever.errors import GroundsearchError
 from retriever.faiss_io import read_faiss
 from retriever.lexical import LEXICAL_DIR, lexical_info
 from retriever.model import DEFAULT_MODEL, Encoder
 from retriever.rescore import VECTORS_NAME, ExactVectors
 from retriever.store import PassageStore
-
-STATE_NAME = "build-state.json"
-SHARDS_DIR = "shards"
-FAISS_PARTS_DIR = "faiss-parts"  # the trained index and the added blocks, while the FAISS stage runs
-
-
-class BuildError(GroundsearchError):
-    """A build cannot start or continue: the output is taken, or an unfinished build used other options."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,10 @@ class RunOptions:
     batch_size: int | None = None
     device: str | None = None
     progress: bool = True
-    use_gpu_faiss: bool | None = None
+    use_gpu_faiss: bool | None = None  # None: FAISS on every GPU the installed faiss sees (--gpus narrows it)
+    # `--gpus all|0,1`: embed on these CUDA devices at once, one worker process each (index_build.embed_pool),
+    # and train/add FAISS on them; "all" on a machine without CUDA embeds on the CPU. Not with --ray/--device.
+    gpus: str | None = None
     # Embed on a Ray cluster: "local" starts one here, anything else is ray.init's address (index_build.distributed).
     ray: str | None = None
     # Passages between the read stage's checkpoints: what a build killed while reading loses at most.
@@ -130,6 +137,11 @@ def build_index(
         raise BuildError(f"--memory-budget must be positive, got {options.memory_budget}")
     if run.ray is not None:
         check_ray(run.ray)
+    if run.gpus is not None and (run.ray is not None or run.device is not None):
+        raise BuildError("give --gpus alone: --ray spreads embedding over a cluster, --device picks one device")
+    selection = parse_gpus(run.gpus)  # a bad --gpus fails here, before hours of reading
+    if selection is not None and (run.progress or selection.cpu_fallback):
+        print(selection.note(), file=sys.stderr)
     # Open every corpus before anything is written: a wrong path or format fails with nothing to clean up.
     corpora = [
         open_corpus(
@@ -137,10 +149,10 @@ def build_index(
         )
         for s in sources
     ]
-    _check_out(out_path, force)
+    check_out(out_path, force)
     staging = out_path.with_name(out_path.name + ".partial")
-    identity = _identity(options, corpora)
-    state = _open_staging(staging, identity)
+    identity = identity_of(options, corpora)
+    state = open_staging(staging, identity)
     report_stages: list[str] = []
     tuning_seconds: float | None = None
 
@@ -162,7 +174,7 @@ def build_index(
             if result.resumed_documents:
                 report_stages.append(f"{result.resumed_documents:,} articles read")
             state.update(sources=result.sources, reader_stats=result.reader_stats)
-            _save_state(staging, state)
+            save_state(staging, state)
         if not store_path.exists():
             finish_store(partial_store(store_path))
             os.replace(partial_store(store_path), store_path)
@@ -173,8 +185,11 @@ def build_index(
             report_stages.append("lexical")
         elif options.lexical:
             index_store(store, lexical_path, TEXT_TEMPLATE, progress=run.progress)
-        # With --ray the driver's model only gives the weights' identity and dimension: CPU will do.
-        encoder = Encoder(options.model, device="cpu" if run.ray is not None else run.device)
+        devices = selection.torch_devices() if selection is not None else None
+        # With --ray the driver's model only gives the weights' identity and dimension: CPU will do. With
+        # --gpus it embeds the tuning queries, on the first device.
+        device = "cpu" if run.ray is not None else devices[0] if devices else run.device
+        encoder = Encoder(options.model, device=device)
         # Chosen before embedding, so that a budget nothing fits fails in seconds, not after hours.
         budget = _budget_choice(options, passages, encoder.dimension)
         factory = options.index_factory or (budget.factory if budget else choose_factory(passages))
@@ -184,7 +199,18 @@ def build_index(
             shards = embed_on_ray(
                 run.ray, store_path, encoder, shard_dir, passages, shard_size, run.batch_size, run.device, run.progress
             )
-        else:
+        elif devices is not None and len(devices) > 1:
+            shards = embed_on_devices(
+                store_path,
+                encoder.identity,
+                staging / SHARDS_DIR,
+                passages,
+                options.shard_size,
+                run.batch_size,
+                devices,
+                run.progress,
+            )
+        else:  # one device (or --gpus all falling back to the CPU): in this process
             shards = embed_passages(
                 store, encoder, staging / SHARDS_DIR, passages, options.shard_size, batch_size, progress=run.progress
             )
@@ -198,9 +224,11 @@ def build_index(
             report_stages.extend(_kept_faiss_parts(parts_dir))
             # The first run's block size stays, so that a rerun with another finds the blocks it saved.
             add_block = state.setdefault("faiss_add_block", run.faiss_add_block)
-            _save_state(staging, state)
+            save_state(staging, state)
             try:
-                index = build_faiss(shards, encoder.dimension, factory, run.use_gpu_faiss, parts_dir, add_block)
+                index = build_faiss(
+                    shards, encoder.dimension, factory, _faiss_gpus(run, selection), parts_dir, add_block
+                )
             except ValueError as exc:
                 raise BuildError(str(exc)) from None
             with atomic_path(faiss_path) as tmp:
@@ -217,7 +245,7 @@ def build_index(
             )
             state["ann"] = tuning.record() if tuning is not None else None
             tuning_seconds = tuning.seconds if tuning is not None else None
-            _save_state(staging, state)
+            save_state(staging, state)
         ann = state["ann"]
         manifest = Manifest(
             model=ModelInfo(options.model, encoder.identity.weights_sha256, encoder.dimension),
@@ -242,7 +270,7 @@ def build_index(
     else:
         report_stages.append("manifest")
         manifest = Manifest.from_dict(json.loads((staging / MANIFEST_NAME).read_text(encoding="utf-8")))
-    _publish(staging, out_path)
+    publish(staging, out_path)
     skipped = sum(int(s.get("errors_skipped", 0)) for s in state.get("reader_stats", {}).values())
     return BuildReport(out_path, manifest, report_stages, skipped, tuning_seconds)
 
@@ -255,6 +283,15 @@ def _budget_choice(options: BuildOptions, passages: int, dimension: int) -> Choi
         return choose_for_budget(passages, dimension, options.memory_budget)
     except BudgetError as exc:
         raise BuildError(str(exc)) from None
+
+
+def _faiss_gpus(run: RunOptions, selection: GpuSelection | None) -> list[int] | None:
+    """The GPU ids FAISS builds on: none when turned off, the --gpus ones faiss sees, else all it sees (None)."""
+    if run.use_gpu_faiss is False:
+        return []
+    if selection is None:
+        return None
+    return [i for i in selection.ids if i < faiss_gpu_count()]
 
 
 def _kept_faiss_parts(parts_dir: Path) -> list[str]:
@@ -274,88 +311,6 @@ def _bundle_files(staging: Path, lexical: Path | None, vectors: bool = False) ->
             info = file_info(path, staging)
             files[info.name] = info
     return files
-
-
-def _check_out(out: Path, force: bool) -> None:
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise BuildError(f"{out} exists and is not a directory; choose another --out")
-    if (out / MANIFEST_NAME).exists():
-        if not force:
-            raise BuildError(f"{out} already holds a finished index; use --force to replace it")
-        return
-    if any(out.iterdir()):
-        raise BuildError(f"{out} exists and is not an index; choose another --out (nothing was changed)")
-
-
-def _identity(options: BuildOptions, corpora: list[Any]) -> dict[str, Any]:
-    """What a staging directory must match to be resumed: the options and each source file's size and mtime."""
-    return {
-        "options": asdict(options),
-        "sources": [
-            {
-                "path": str(Path(c.path).resolve()),
-                "format": c.format,
-                "size": Path(c.path).stat().st_size,
-                "mtime_ns": Path(c.path).stat().st_mtime_ns,
-            }
-            for c in corpora
-        ],
-    }
-
-
-def _open_staging(staging: Path, identity: dict[str, Any]) -> dict[str, Any]:
-    state_path = staging / STATE_NAME
-    if state_path.exists():
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-        if state["identity"] != identity:
-            differences = _differences(state["identity"], identity)
-            raise BuildError(
-                f"{staging} holds an unfinished build with other options ({differences}); "
-                f"run it with the same options to resume, or delete {staging}"
-            )
-        state["created_now"] = False
-        return state
-    if staging.exists():
-        shutil.rmtree(staging)  # no state file: a build killed before it wrote one, nothing to keep
-    staging.mkdir(parents=True)
-    state = {"identity": identity, "created_now": True}
-    _save_state(staging, state)
-    return state
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
-    diffs = [
-        f"--{key.replace('_', '-')} was {old['options'].get(key)!r}, now {value!r}"
-        for key, value in new["options"].items()
-        if old["options"].get(key) != value
-    ]
-    if old["sources"] != new["sources"]:
-        diffs.append("the corpus files differ (paths, sizes or modification times)")
-    return "; ".join(diffs)
-
-
-def _save_state(staging: Path, state: dict[str, Any]) -> None:
-    with atomic_open(staging / STATE_NAME, "w", encoding="utf-8") as fh:
-        json.dump({k: v for k, v in state.items() if k != "created_now"}, fh, indent=2)
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Swap the finished staging directory into place; the old index goes only after the new one is there."""
-    # The state file goes last: a build killed in here finds a staging directory with a manifest and a state
-    # file, and only has to finish this swap.
-    shutil.rmtree(staging / SHARDS_DIR, ignore_errors=True)
-    shutil.rmtree(staging / FAISS_PARTS_DIR, ignore_errors=True)
-    old = out.with_name(out.name + ".old")
-    if out.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(out, old)
-    os.replace(staging, out)
-    if old.exists():
-        shutil.rmtree(old)
-    (out / STATE_NAME).unlink(missing_ok=True)
 
 
 __all__ = ["BuildError", "BuildOptions", "BuildReport", "RunOptions", "build_index"]

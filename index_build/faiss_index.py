@@ -7,21 +7,24 @@ Size thresholds (vectors are unit length, the metric is inner product = cosine):
 - above: `IVF{nlist},Flat` with nlist the power of two nearest 4 * sqrt(n) (the FAISS wiki's guideline),
   trained on 64 vectors per list. Its default `nprobe` is measured after the build (index_build.tuning).
 
-When the installed faiss sees GPUs, training and adding of IVF indexes run there, and the index is
-copied back to the CPU before it is written. IVF builds save the trained index and each block of added
+When the installed faiss sees GPUs (the `gpu` extra), training and adding of IVF indexes run there, and
+the index is copied back to the CPU before it is written. IVF builds save the trained index and each block of added
 vectors as they go, so that a killed build redoes at most one block (`build_faiss(parts_dir=...)`).
 """
 
 from __future__ import annotations
 
 import math
+import queue
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
+from index_build.faiss_gpu import index_to_gpus
 from retriever.bundle import atomic_path
 from retriever.faiss_io import ivf_of
 
@@ -44,41 +47,69 @@ def build_faiss(
     shards: Sequence[Path],
     dimension: int,
     factory: str,
-    use_gpu: bool | None = None,
+    gpus: Sequence[int] | None = None,
     parts_dir: Path | None = None,
     add_block: int = ADD_BLOCK_VECTORS,
 ) -> Any:
     """Train (if the factory needs it) and fill an index whose ids are the passage ids.
 
+    `gpus`: the FAISS GPU ids to train and add IVF indexes on; None means every GPU the installed faiss
+    sees (none with faiss-cpu), [] the CPU. Training runs on the first (k-means on several would only be
+    repeated); blocks are added one per GPU at a time, in parallel, each GPU's scratch memory sized from
+    its free memory (index_build.faiss_gpu).
+
     With `parts_dir`, an IVF index is built resumably: the trained, empty index is saved there, and the
     vectors are added in blocks of about `add_block` (whole shards), each saved as its own IVF file, then
     merged in order. A rerun after a kill reuses the trained index and every saved block, and the merged
     file is byte for byte the one adding everything at once makes (IVF lists keep insertion order; tested).
-    Other kinds (Flat, HNSW, fast-scan IVF, whose merge reorders codes) are built in one go.
+    Other kinds (Flat, HNSW, fast-scan IVF, whose merge reorders codes) are built in one go, on the CPU.
     """
     index = _empty_index(dimension, factory)
-    gpu = faiss.get_num_gpus() > 0 if use_gpu is None else use_gpu
-    if parts_dir is None or not _merges_exactly(index):
-        working = faiss.index_cpu_to_all_gpus(index) if gpu and ivf_of(index) is not None else index
-        if not working.is_trained:
-            working.train(_training_sample(shards, index))
-        for first, shard in zip(_offsets_of(shards), shards, strict=True):
-            vectors = np.load(shard)
-            working.add_with_ids(vectors, np.arange(first, first + len(vectors), dtype=np.int64))
-        return faiss.index_gpu_to_cpu(working) if working is not index else index
-    parts_dir.mkdir(parents=True, exist_ok=True)
-    trained = _trained(index, shards, parts_dir / TRAINED_NAME, gpu)
+    mergeable = _merges_exactly(index)
+    devices = (list(range(faiss.get_num_gpus())) if gpus is None else list(gpus)) if mergeable else []
     firsts = _offsets_of(shards)
+    if parts_dir is None or not mergeable:
+        trained = index if index.is_trained else _train(index, shards, devices)
+        return _add(trained, shards, firsts, devices[0] if devices else None, in_place=True)
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    trained_path = parts_dir / TRAINED_NAME
+    if trained_path.exists():
+        trained = faiss.read_index(str(trained_path))
+    else:
+        trained = _train(index, shards, devices)
+        with atomic_path(trained_path) as tmp:
+            faiss.write_index(trained, str(tmp))
+    rows = [len(np.load(s, mmap_mode="r")) for s in shards]
+    blocks = add_blocks(rows, add_block)
+    paths = [parts_dir / f"added-{number:06d}.faiss" for number in range(len(blocks))]
+
+    def make(number: int, device: int | None) -> None:
+        block = blocks[number]
+        part = _add(trained, [shards[i] for i in block], [firsts[i] for i in block], device, in_place=False)
+        with atomic_path(paths[number]) as tmp:
+            faiss.write_index(part, str(tmp))
+
+    todo = [n for n, path in enumerate(paths) if not _holds(path, sum(rows[i] for i in blocks[n]))]
+    if len(devices) > 1:
+        free: queue.Queue[int] = queue.Queue()
+        for device in devices:
+            free.put(device)
+
+        def on_a_free_gpu(number: int) -> None:
+            device = free.get()
+            try:
+                make(number, device)
+            finally:
+                free.put(device)
+
+        with ThreadPoolExecutor(len(devices)) as pool:  # faiss releases the GIL while it adds
+            list(pool.map(on_a_free_gpu, todo))
+    else:
+        for number in todo:
+            make(number, devices[0] if devices else None)
     merged = faiss.clone_index(trained)
-    for number, block in enumerate(add_blocks([len(np.load(s, mmap_mode="r")) for s in shards], add_block)):
-        path = parts_dir / f"added-{number:06d}.faiss"
-        rows = sum(len(np.load(shards[i], mmap_mode="r")) for i in block)
-        part = faiss.read_index(str(path)) if path.exists() else None
-        if part is None or part.ntotal != rows:
-            part = _added(trained, [shards[i] for i in block], [firsts[i] for i in block], gpu)
-            with atomic_path(path) as tmp:
-                faiss.write_index(part, str(tmp))
-        merged.merge_from(part, 0)
+    for path in paths:
+        merged.merge_from(faiss.read_index(str(path)), 0)
     return merged
 
 
@@ -118,26 +149,40 @@ def _merges_exactly(index: Any) -> bool:
     return ivf is not None and not isinstance(ivf, faiss.IndexIVFFastScan)
 
 
-def _trained(index: Any, shards: Sequence[Path], path: Path, gpu: bool) -> Any:
-    """The trained, empty index: read from `path` when a killed build saved it, else trained and saved."""
-    if path.exists():
-        return faiss.read_index(str(path))
-    working = faiss.index_cpu_to_all_gpus(index) if gpu else index
-    working.train(_training_sample(shards, index))
-    trained = faiss.index_gpu_to_cpu(working) if gpu else index
-    with atomic_path(path) as tmp:
-        faiss.write_index(trained, str(tmp))
-    return trained
+def _holds(path: Path, rows: int) -> bool:
+    """Whether a saved block is there and whole (written under a temporary name, so it is, if present)."""
+    if not path.exists():
+        return False
+    try:
+        return int(faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY).ntotal) == rows
+    except RuntimeError:
+        return False
 
 
-def _added(trained: Any, shards: Sequence[Path], firsts: Sequence[int], gpu: bool) -> Any:
-    """A copy of the trained index holding one block's vectors with their passage ids."""
-    part = faiss.clone_index(trained)
-    working = faiss.index_cpu_to_all_gpus(part) if gpu else part
+def _train(index: Any, shards: Sequence[Path], devices: Sequence[int]) -> Any:
+    """The trained, empty index, trained on the first GPU of `devices` or on the CPU."""
+    sample = _training_sample(shards, index)
+    if not devices:
+        index.train(sample)
+        return index
+    working = index_to_gpus(index, devices[:1], shard=False, batch_bytes=sample.nbytes)
+    working.train(sample)
+    return faiss.index_gpu_to_cpu(working)
+
+
+def _add(trained: Any, shards: Sequence[Path], firsts: Sequence[int], device: int | None, in_place: bool) -> Any:
+    """`trained` (or a copy of it) holding the shards' vectors with their passage ids, added on `device`."""
+    part = trained if in_place else faiss.clone_index(trained)
+    if device is None:
+        working = part
+    else:
+        rows = sum(len(np.load(s, mmap_mode="r")) for s in shards)
+        largest = max((np.load(s, mmap_mode="r").nbytes for s in shards), default=0)
+        working = index_to_gpus(part, [device], shard=False, vectors=part.ntotal + rows, batch_bytes=largest)
     for first, shard in zip(firsts, shards, strict=True):
         vectors = np.load(shard)
         working.add_with_ids(vectors, np.arange(first, first + len(vectors), dtype=np.int64))
-    return faiss.index_gpu_to_cpu(working) if gpu else part
+    return part if device is None else faiss.index_gpu_to_cpu(working)
 
 
 def _training_sample(shards: Sequence[Path], index: Any) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 
 from retriever.bundle import sha256_file
 from retriever.errors import ModelMismatch, ModelUnavailable
+from retriever.pipelined_encode import encode_pipelined
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -113,6 +114,9 @@ class Encoder:
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         # encode() sorts each call's texts by length before batching, so padding stays small.
         with self._lock:
+            if len(texts) > batch_size and not progress:
+                # The same vectors bit for bit, with the next batches tokenised while this one runs.
+                return encode_pipelined(self._model, texts, batch_size)
             vectors = self._model.encode(
                 texts,
                 batch_size=batch_size,

@@ -282,8 +282,8 @@ def test_a_resumed_build_records_the_same_measurement(
     but no manifest. Resuming tunes again with the same result or, when the measurement was saved, keeps it as is."""
     from dataclasses import asdict
 
-    from index_build.build import STATE_NAME, _identity
     from index_build.readers import open_corpus
+    from index_build.staging import STATE_NAME, identity_of
 
     options = BuildOptions(index_factory="IVF16,Flat", lexical=False)
     original = Retriever.open(built["ivf"]).manifest
@@ -295,7 +295,7 @@ def test_a_resumed_build_records_the_same_measurement(
     (staging / "shards").mkdir()
     np.save(staging / "shards" / "shard-000000.npy", stored_vectors(Retriever.open(built["ivf"]).faiss_index))
     state: dict[str, Any] = {
-        "identity": _identity(options, [open_corpus(corpus_xml)]),
+        "identity": identity_of(options, [open_corpus(corpus_xml)]),
         "sources": [asdict(s) for s in original.sources],
         "reader_stats": original.extra["reader_stats"],
     }

@@ -52,7 +52,7 @@ KILLED_BUILD = textwrap.dedent(
     if stage == "read":  # a checkpoint is about to record its position: its rows are in, the record is not
         read_stage._Position.record = killing(read_stage._Position.record)
     else:  # about to add block n-1: the trained index and blocks 0..n-2 are saved
-        faiss_index._added = killing(faiss_index._added)
+        faiss_index._add = killing(faiss_index._add)
     build_index(
         [corpus], out,
         BuildOptions(model=model, index_factory="{factory}", shard_size={shard_size}),
@@ -147,13 +147,13 @@ def test_adding_in_saved_blocks_makes_the_same_file(tmp_path: Path, factory: str
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         shards.append(tmp_path / f"shard-{number}.npy")
         np.save(shards[-1], vectors)
-    whole = faiss.serialize_index(build_faiss(shards, 64, factory, use_gpu=False))
+    whole = faiss.serialize_index(build_faiss(shards, 64, factory, gpus=[]))
     parts = tmp_path / "parts"
-    blocked = faiss.serialize_index(build_faiss(shards, 64, factory, False, parts, add_block=500))
+    blocked = faiss.serialize_index(build_faiss(shards, 64, factory, [], parts, add_block=500))
     assert np.array_equal(whole, blocked)
     saved = {p.name: p.stat().st_mtime_ns for p in parts.iterdir()}
     assert sorted(saved) == ["added-000000.faiss", "added-000001.faiss", "added-000002.faiss", "trained.faiss"]
-    again = faiss.serialize_index(build_faiss(shards, 64, factory, False, parts, add_block=500))
+    again = faiss.serialize_index(build_faiss(shards, 64, factory, [], parts, add_block=500))
     assert np.array_equal(whole, again)
     assert {p.name: p.stat().st_mtime_ns for p in parts.iterdir()} == saved, "a rerun must reuse the saved parts"
 
