@@ -21,7 +21,7 @@ from groundsearch.cli import app
 from index_build import BuildError, BuildOptions, RunOptions, build_index
 from index_build.evaluation import Question, evaluate
 from index_build.evaluation.ann import AnnRecall, ann_recall, exact_blocks
-from index_build.tuning import sample_ids, tune_search
+from index_build.tuning import PLATEAU_GAIN, PLATEAU_STEPS, sample_ids, tune_search
 from retriever import InvalidQuery, Retriever
 from retriever.faiss_io import hnsw_of, ivf_of
 
@@ -312,3 +312,32 @@ def test_a_resumed_build_records_the_same_measurement(
     else:
         assert "tuning" not in report.resumed_stages and report.tuning_seconds is not None
         assert report.manifest.ann == original.ann
+
+
+def test_sweep_stops_where_lossy_codes_plateau(tmp_path: Path) -> None:
+    """4-byte PQ codes plateau far below the target: the sweep stops there instead of scanning up to nlist
+    (at Wikipedia scale the large values are the slow ones); the same lists with exact codes reach it."""
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((200, 32)).astype(np.float32)
+
+    def draw(n: int) -> np.ndarray:
+        x = centres[rng.integers(0, 200, n)] + 0.3 * rng.standard_normal((n, 32)).astype(np.float32)
+        return np.ascontiguousarray(x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
+
+    vectors, queries = draw(40_000), draw(300)
+    np.save(tmp_path / "shard.npy", vectors)
+    results = {}
+    for factory in ("IVF256,PQ4np", "IVF256,Flat"):
+        index = faiss.index_factory(32, factory, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+        index.add(vectors)
+        results[factory] = tune_search(index, [tmp_path / "shard.npy"], 0.95, query_vectors=queries, source="t")
+    lossy, exact = results["IVF256,PQ4np"], results["IVF256,Flat"]
+    assert lossy is not None and exact is not None
+    values = [value for value, _ in lossy.tried]
+    assert values[-1] < 256 and lossy.recall < 0.95, lossy.tried  # stopped early, target missed
+    recalls = [recall for _, recall in lossy.tried][-PLATEAU_STEPS - 1 :]
+    assert all(b - a < PLATEAU_GAIN for a, b in zip(recalls[:-1], recalls[1:], strict=True))
+    best = max(recall for _, recall in lossy.tried)
+    assert lossy.recall == best and lossy.value == min(v for v, r in lossy.tried if r == best)
+    assert exact.recall >= 0.95 and exact.value is not None and exact.value > values[0], exact.tried
