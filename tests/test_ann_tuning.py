@@ -21,7 +21,7 @@ from groundsearch.cli import app
 from index_build import BuildError, BuildOptions, RunOptions, build_index
 from index_build.evaluation import Question, evaluate
 from index_build.evaluation.ann import AnnRecall, ann_recall, exact_blocks
-from index_build.tuning import PLATEAU_GAIN, PLATEAU_STEPS, sample_ids, tune_search
+from index_build.tuning import MISS_TOLERANCE, PLATEAU_GAIN, PLATEAU_STEPS, sample_ids, tune_search
 from retriever import InvalidQuery, Retriever
 from retriever.faiss_io import hnsw_of, ivf_of
 
@@ -339,5 +339,6 @@ def test_sweep_stops_where_lossy_codes_plateau(tmp_path: Path) -> None:
     recalls = [recall for _, recall in lossy.tried][-PLATEAU_STEPS - 1 :]
     assert all(b - a < PLATEAU_GAIN for a, b in zip(recalls[:-1], recalls[1:], strict=True))
     best = max(recall for _, recall in lossy.tried)
-    assert lossy.recall == best and lossy.value == min(v for v, r in lossy.tried if r == best)
+    assert lossy.recall >= best - MISS_TOLERANCE
+    assert lossy.value == min(v for v, r in lossy.tried if r >= best - MISS_TOLERANCE)
     assert exact.recall >= 0.95 and exact.value is not None and exact.value > values[0], exact.tried
