@@ -45,7 +45,7 @@ def main() -> None:
     from retriever import MODES, Retriever
     from retriever.bundle import TEXT_TEMPLATE, Manifest, ModelInfo, embedding_text
     from retriever.lexical import LexicalIndex, lexical_info
-    from retriever.model import DEFAULT_MODEL, Encoder
+    from retriever.model import DEFAULT_MODEL, Encoder, default_batch_size
     from retriever.store import PassageStore
 
     rows: list[tuple[str, str]] = []
@@ -72,7 +72,7 @@ def main() -> None:
         rows.append(("BM25 index (tantivy)", f"{counts.passages / lexical_s:,.0f} passages/s ({lexical_s:.2f} s)"))
 
         encoder = Encoder(DEFAULT_MODEL, device=args.device)
-        batch = 256 if encoder.device.startswith("cuda") else 64
+        batch = default_batch_size(encoder.device)
         started = time.perf_counter()
         shards = embed_passages(store, encoder, work / "shards", counts.passages, 8192, batch, progress=False)
         embed_s = time.perf_counter() - started

@@ -19,13 +19,14 @@ import bz2
 import hashlib
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from resume import killed_at
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -56,16 +57,8 @@ def run(code: str, *args: object) -> float:
 
 
 def killed(code: str, args: list[object], ready: Callable[[], bool]) -> float:
-    """Run until `ready()`, then SIGKILL; the seconds it ran."""
-    began = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], cwd=ROOT)
-    while proc.poll() is None and not ready():
-        time.sleep(0.2)
-    if proc.poll() is not None:
-        raise SystemExit("the stage finished before the kill point; make it larger")
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    return time.perf_counter() - began
+    """Run until `ready()`, then SIGKILL (bench/resume.py's killed_at); the seconds it ran."""
+    return killed_at([sys.executable, "-c", code, *map(str, args)], ready)
 
 
 def make_dump(path: Path, copies: int) -> None:
@@ -127,6 +120,8 @@ def bench_faiss(args: argparse.Namespace) -> list[str]:
     import numpy as np
     from synthetic import Mixture, real_vectors
 
+    from index_build.faiss_index import saved_blocks
+
     shard_dir = args.work / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
     mixture = None
@@ -140,13 +135,12 @@ def bench_faiss(args: argparse.Namespace) -> list[str]:
     full_s = run(FAISS, shard_dir, args.factory, parts, args.add_block, full)
     shutil.rmtree(parts)
 
-    def saved() -> int:
-        return len(list(parts.glob("added-*.faiss")))
-
-    ran = killed(FAISS, [shard_dir, args.factory, parts, args.add_block, resumed], lambda: saved() >= args.kill_after)
-    kept = saved()
+    ran = killed(
+        FAISS, [shard_dir, args.factory, parts, args.add_block, resumed], lambda: saved_blocks(parts) >= args.kill_after
+    )
+    kept = saved_blocks(parts)
     rerun_s = run(FAISS, shard_dir, args.factory, parts, args.add_block, resumed)
-    blocks = len(list(parts.glob("added-*.faiss")))
+    blocks = saved_blocks(parts)
     same = full.read_bytes() == resumed.read_bytes()
     return [
         f"{args.n:,} synthetic 384-d vectors, {args.factory}, blocks of {args.add_block:,} ({blocks} blocks)",

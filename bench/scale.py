@@ -46,6 +46,11 @@ SENTENCES_PER_PASSAGE = 5
 PASSAGES_PER_DOCUMENT = 10
 
 
+def faiss_file(work: Path, factory: str) -> Path:
+    """Where scale.py keeps the index for `factory` in its work folder (read by scale_bundle and scale_rescore)."""
+    return work / f"index-{factory.replace(',', '_')}.faiss"
+
+
 def rss_mb() -> dict[str, float]:
     status = Path("/proc/self/status").read_text()
     fields = {}
@@ -158,7 +163,7 @@ def main() -> None:
     except BudgetError as exc:
         row(f"budget {args.memory_budget}: choice at 21,000,000", str(exc))
     factory = args.factory or choice.factory
-    faiss_path = work / f"index-{factory.replace(',', '_')}.faiss"
+    faiss_path = faiss_file(work, factory)
     if not faiss_path.exists():
         began = time.perf_counter()
         index = build_faiss(shards, DIMENSION, factory, gpus=[])

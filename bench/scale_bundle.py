@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300, help="real SQuAD questions per mode")
     args = parser.parse_args()
 
+    from scale import faiss_file
+
     from index_build.budget import format_size
     from index_build.lexical_writer import index_store
     from retriever.bundle import (
@@ -83,7 +85,7 @@ def main() -> None:
     work: Path = args.work
     scale = json.loads((work / "scale.json").read_text(encoding="utf-8"))
     factory = scale["factory"]
-    store_path, faiss_path = work / "passages.sqlite", work / f"index-{factory.replace(',', '_')}.faiss"
+    store_path, faiss_path = work / "passages.sqlite", faiss_file(work, factory)
     bundle = work / "bundle"
     bundle.mkdir(exist_ok=True)
     rows: list[tuple[str, str]] = []

@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import faiss
-    from scale import p99, rss_mb
+    from scale import faiss_file, p99, rss_mb
     from synthetic import Mixture, real_vectors
 
     from index_build.budget import format_size
@@ -44,7 +44,7 @@ def main() -> None:
     work: Path = args.work
     scale = json.loads((work / "scale.json").read_text(encoding="utf-8"))
     shards = sorted((work / "shards").glob("shard-*.npy"))
-    index = read_faiss(work / f"index-{scale['factory'].replace(',', '_')}.faiss")
+    index = read_faiss(faiss_file(work, scale["factory"]))
     rows: list[tuple[str, str]] = []
     vectors_path = work / "vectors.f16.npy"
     if not vectors_path.exists():

@@ -23,7 +23,14 @@ from index_build.documents import CorpusError
 from index_build.embed import embed_passages
 from index_build.embed_pool import embed_on_devices
 from index_build.faiss_gpu import faiss_gpu_count
-from index_build.faiss_index import ADD_BLOCK_VECTORS, TRAINED_NAME, build_faiss, choose_factory, write_faiss
+from index_build.faiss_index import (
+    ADD_BLOCK_VECTORS,
+    TRAINED_NAME,
+    build_faiss,
+    choose_factory,
+    saved_blocks,
+    write_faiss,
+)
 from index_build.lexical_writer import index_store
 from index_build.read_stage import partial_store, read_corpora
 from index_build.readers import open_corpus
@@ -56,7 +63,7 @@ from retriever.bundle import (
 )
 from retriever.faiss_io import read_faiss
 from retriever.lexical import LEXICAL_DIR, lexical_info
-from retriever.model import DEFAULT_MODEL, Encoder
+from retriever.model import DEFAULT_MODEL, Encoder, default_batch_size
 from retriever.rescore import VECTORS_NAME, ExactVectors
 from retriever.store import PassageStore
 
@@ -157,11 +164,10 @@ def build_index(
     tuning_seconds: float | None = None
 
     if not (staging / MANIFEST_NAME).exists():
-        store_path = staging / STORE_NAME
+        store_path, partial = staging / STORE_NAME, partial_store(staging / STORE_NAME)
         if "reader_stats" in state:  # the read finished before the kill
             report_stages.append("read")
         else:
-            partial = partial_store(store_path)
             try:
                 result = read_corpora(corpora, partial, options.passage_words, run.progress, run.checkpoint_passages)
             except (CorpusError, KeyboardInterrupt) as exc:
@@ -176,8 +182,8 @@ def build_index(
             state.update(sources=result.sources, reader_stats=result.reader_stats)
             save_state(staging, state)
         if not store_path.exists():
-            finish_store(partial_store(store_path))
-            os.replace(partial_store(store_path), store_path)
+            finish_store(partial)
+            os.replace(partial, store_path)
         store = PassageStore(store_path)
         passages = store.count()
         lexical_path = staging / LEXICAL_DIR
@@ -193,7 +199,7 @@ def build_index(
         # Chosen before embedding, so that a budget nothing fits fails in seconds, not after hours.
         budget = _budget_choice(options, passages, encoder.dimension)
         factory = options.index_factory or (budget.factory if budget else choose_factory(passages))
-        batch_size = run.batch_size or (256 if encoder.device.startswith("cuda") else 64)
+        batch_size = run.batch_size or default_batch_size(encoder.device)
         if run.ray is not None:
             shard_dir, shard_size = staging / SHARDS_DIR, options.shard_size
             shards = embed_on_ray(
@@ -297,7 +303,7 @@ def _faiss_gpus(run: RunOptions, selection: GpuSelection | None) -> list[int] | 
 def _kept_faiss_parts(parts_dir: Path) -> list[str]:
     """What a killed FAISS stage left that this run reuses, for the build's "resumed" line."""
     kept = ["FAISS training"] if (parts_dir / TRAINED_NAME).exists() else []
-    blocks = len(list(parts_dir.glob("added-*.faiss")))
+    blocks = saved_blocks(parts_dir)
     return kept + ([f"{blocks} FAISS block{'s' * (blocks > 1)}"] if blocks else [])
 
 

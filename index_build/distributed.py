@@ -28,7 +28,7 @@ from tqdm import tqdm
 from index_build.embed import embed_shard, missing_shards, shard_path, shard_ranges
 from retriever.bundle import package_version
 from retriever.errors import GroundsearchError
-from retriever.model import Encoder
+from retriever.model import Encoder, default_batch_size
 from retriever.store import PassageStore
 
 LOCAL = "local"  # `--ray local`: start a one-machine cluster in this process instead of joining one
@@ -219,7 +219,7 @@ class ShardEmbedder:
 
     def embed(self, number: int, first: int, last: int) -> int:
         assert self._encoder is not None and self._store is not None, "check() first"
-        batch_size = self._batch_size or (256 if self._encoder.device.startswith("cuda") else 64)  # as build.py
+        batch_size = self._batch_size or default_batch_size(self._encoder.device)
         return embed_shard(self._store, self._encoder, self._shard_dir, number, first, last, batch_size)
 
 

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from index_build.embed import embed_passages, embed_shard, missing_shards, shard_path, shard_ranges
 from retriever.errors import GroundsearchError
-from retriever.model import Encoder, ModelIdentity, resolve_model_dir
+from retriever.model import Encoder, ModelIdentity, default_batch_size, resolve_model_dir
 from retriever.store import PassageStore
 
 # Shards queued per worker beyond the one it is embedding: enough that no worker waits for the parent, few
@@ -84,10 +84,6 @@ def embed_on_devices(
     if left:  # every worker said "done": a shard that is still not complete means the filesystem lost it
         raise EmbedPoolError(f"{len(left)} shards reported written are not complete in {shard_dir}")
     return [shard_path(shard_dir, number) for number, _, _ in ranges]
-
-
-def default_batch_size(device: str) -> int:
-    return 256 if device.startswith("cuda") else 64
 
 
 def worker_threads(workers: int, cores: int | None = None) -> int:
@@ -293,4 +289,4 @@ def _load_encoder(model: ModelIdentity, device: str) -> Encoder:
     return Encoder(str(model.folder), device=device)
 
 
-__all__ = ["EmbedPoolError", "default_batch_size", "embed_on_devices", "worker_threads"]
+__all__ = ["EmbedPoolError", "embed_on_devices", "worker_threads"]

@@ -34,6 +34,7 @@ TRAIN_PER_LIST = 64
 # IVF4096,SQ8 on 2 CPU cores (bench/resume_stages.py), 1.5 GB of float32 input at 384 dimensions.
 ADD_BLOCK_VECTORS = 1_000_000
 TRAINED_NAME = "trained.faiss"
+BLOCK_PREFIX = "added-"
 
 
 def choose_factory(n: int) -> str:
@@ -67,7 +68,8 @@ def build_faiss(
     index = _empty_index(dimension, factory)
     mergeable = _merges_exactly(index)
     devices = (list(range(faiss.get_num_gpus())) if gpus is None else list(gpus)) if mergeable else []
-    firsts = _offsets_of(shards)
+    rows = [len(np.load(s, mmap_mode="r")) for s in shards]
+    firsts = _offsets(rows)
     if parts_dir is None or not mergeable:
         trained = index if index.is_trained else _train(index, shards, devices)
         return _add(trained, shards, firsts, devices[0] if devices else None, in_place=True)
@@ -79,9 +81,8 @@ def build_faiss(
         trained = _train(index, shards, devices)
         with atomic_path(trained_path) as tmp:
             faiss.write_index(trained, str(tmp))
-    rows = [len(np.load(s, mmap_mode="r")) for s in shards]
     blocks = add_blocks(rows, add_block)
-    paths = [parts_dir / f"added-{number:06d}.faiss" for number in range(len(blocks))]
+    paths = [_block_path(parts_dir, number) for number in range(len(blocks))]
 
     def make(number: int, device: int | None) -> None:
         block = blocks[number]
@@ -132,6 +133,15 @@ def add_blocks(shard_rows: Sequence[int], add_block: int) -> list[list[int]]:
     return blocks
 
 
+def _block_path(parts_dir: Path, number: int) -> Path:
+    return parts_dir / f"{BLOCK_PREFIX}{number:06d}.faiss"
+
+
+def saved_blocks(parts_dir: Path) -> int:
+    """How many added blocks a killed resumable build left in `parts_dir` (a rerun reuses the whole ones)."""
+    return len(list(parts_dir.glob(f"{BLOCK_PREFIX}*.faiss")))
+
+
 def _empty_index(dimension: int, factory: str) -> Any:
     try:
         index = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
@@ -176,8 +186,8 @@ def _add(trained: Any, shards: Sequence[Path], firsts: Sequence[int], device: in
     if device is None:
         working = part
     else:
-        rows = sum(len(np.load(s, mmap_mode="r")) for s in shards)
-        largest = max((np.load(s, mmap_mode="r").nbytes for s in shards), default=0)
+        arrays = [np.load(s, mmap_mode="r") for s in shards]
+        rows, largest = sum(len(a) for a in arrays), max((a.nbytes for a in arrays), default=0)
         working = index_to_gpus(part, [device], shard=False, vectors=part.ntotal + rows, batch_bytes=largest)
     for first, shard in zip(firsts, shards, strict=True):
         vectors = np.load(shard)
@@ -192,19 +202,19 @@ def _training_sample(shards: Sequence[Path], index: Any) -> np.ndarray:
     arrays = [np.load(s, mmap_mode="r") for s in shards]
     total = sum(len(a) for a in arrays)
     step = max(1, total // want)
-    picked = [np.asarray(a[(-offset) % step :: step]) for a, offset in zip(arrays, _offsets(arrays), strict=True)]
+    picked = [
+        np.asarray(a[(-offset) % step :: step])
+        for a, offset in zip(arrays, _offsets([len(a) for a in arrays]), strict=True)
+    ]
     return np.ascontiguousarray(np.concatenate(picked), dtype=np.float32)
 
 
-def _offsets_of(shards: Sequence[Path]) -> list[int]:
-    return _offsets([np.load(s, mmap_mode="r") for s in shards])
-
-
-def _offsets(arrays: Sequence[np.ndarray]) -> list[int]:
+def _offsets(lengths: Sequence[int]) -> list[int]:
+    """The first id of each of consecutive runs of `lengths` ids starting at 0."""
     offsets, first = [], 0
-    for array in arrays:
+    for length in lengths:
         offsets.append(first)
-        first += len(array)
+        first += length
     return offsets
 
 

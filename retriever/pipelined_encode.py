@@ -229,5 +229,11 @@ def _dimension(model: SentenceTransformer) -> int:
     truncate_dim = getattr(model, "truncate_dim", None)
     if truncate_dim is not None:
         return int(truncate_dim)
+    return embedding_dimension(model)
+
+
+def embedding_dimension(model: SentenceTransformer) -> int:
+    """The model's own word for its vectors' width (0 if it has none), under either name sentence-transformers
+    has given the method."""
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(getter() or 0)

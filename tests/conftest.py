@@ -10,6 +10,32 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RESUME_SHARD_SIZE = 64  # small shards so that a test can kill a build between two of them
 SAMPLE = ROOT / "data" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+# Queries about the articles of `corpus_xml`, for tests that compare indexes over it.
+CORPUS_QUESTIONS = [
+    "hotel in Prince Edward Island",
+    "gunpowder incident in Virginia",
+    "complex manifold",
+    "block copolymer",
+    "Haitian politician and police chief",
+    "a boy with a magic watch",
+    "television series",
+    "who founded the company",
+]
+
+
+def cli_build(*args: str) -> tuple[int, str]:
+    """`groundsearch build ARGS --quiet` in this process: its exit status and its stderr."""
+    from typer.testing import CliRunner
+
+    from groundsearch.cli import app
+
+    result = CliRunner().invoke(app, ["build", *args, "--quiet"])
+    return result.exit_code, result.stderr
+
+
+def nothing_left(out: Path) -> bool:
+    """Neither an index nor a staging directory at `out`: what a build that failed at once must leave."""
+    return not out.exists() and not out.with_name(out.name + ".partial").exists()
 
 
 def shared_data() -> Path:

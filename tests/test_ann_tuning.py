@@ -15,6 +15,7 @@ from typing import Any
 import faiss
 import numpy as np
 import pytest
+from conftest import CORPUS_QUESTIONS
 from typer.testing import CliRunner
 
 from groundsearch.cli import app
@@ -26,16 +27,7 @@ from retriever import InvalidQuery, Retriever
 from retriever.faiss_io import hnsw_of, ivf_of
 
 QUIET = RunOptions(progress=False, workers=1)
-QUESTIONS = [
-    "hotel in Prince Edward Island",
-    "gunpowder incident in Virginia",
-    "complex manifold",
-    "block copolymer",
-    "Haitian politician and police chief",
-    "a boy with a magic watch",
-    "television series",
-    "who founded the company",
-]
+QUESTIONS = CORPUS_QUESTIONS
 runner = CliRunner()
 
 

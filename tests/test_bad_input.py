@@ -7,47 +7,36 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_build, nothing_left
 
-from groundsearch.cli import app
 from index_build import BuildError, BuildOptions, CorpusError, RunOptions, build_index
 from retriever import IndexCorrupt, IndexNotFound, ModelMismatch, Retriever
 from retriever.bundle import FAISS_NAME, MANIFEST_NAME
 
-runner = CliRunner()
 QUIET = RunOptions(progress=False, workers=1)
 
 
-def _cli_build(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, ["build", *args, "--quiet"])
-    return result.exit_code, result.stderr
-
-
-def _nothing_left(out: Path) -> bool:
-    return not out.exists() and not out.with_name(out.name + ".partial").exists()
-
-
 def test_missing_file(tmp_path: Path) -> None:
-    code, err = _cli_build(str(tmp_path / "nope.xml.bz2"), "--out", str(tmp_path / "x.idx"))
+    code, err = cli_build(str(tmp_path / "nope.xml.bz2"), "--out", str(tmp_path / "x.idx"))
     assert code == 1 and "nope.xml.bz2" in err and len(err.strip().splitlines()) == 1
-    assert _nothing_left(tmp_path / "x.idx")
+    assert nothing_left(tmp_path / "x.idx")
 
 
 def test_unknown_format(tmp_path: Path) -> None:
     junk = tmp_path / "junk.bin"
     junk.write_bytes(bytes(range(256)) * 10)
-    code, err = _cli_build(str(junk), "--out", str(tmp_path / "x.idx"))
+    code, err = cli_build(str(junk), "--out", str(tmp_path / "x.idx"))
     assert code == 1 and "junk.bin" in err and "--format" in err
-    assert _nothing_left(tmp_path / "x.idx")
+    assert nothing_left(tmp_path / "x.idx")
 
 
 def test_truncated_bz2_names_the_file(tmp_path: Path, wiki_dir: Path) -> None:
     real = (wiki_dir / "camchenry-wikidump_benches_enwiki-10k.xml.bz2").read_bytes()
     cut = tmp_path / "cut.xml.bz2"
     cut.write_bytes(real[: len(real) // 2])
-    code, err = _cli_build(str(cut), "--out", str(tmp_path / "x.idx"))
+    code, err = cli_build(str(cut), "--out", str(tmp_path / "x.idx"))
     assert code == 1 and "cut.xml.bz2" in err and "Traceback" not in err
-    assert _nothing_left(tmp_path / "x.idx")
+    assert nothing_left(tmp_path / "x.idx")
 
 
 def test_malformed_xml_in_the_middle(tmp_path: Path, partial_xml: Path) -> None:
@@ -55,17 +44,17 @@ def test_malformed_xml_in_the_middle(tmp_path: Path, partial_xml: Path) -> None:
     middle = text.index("<page>", len(text) // 2)
     broken = tmp_path / "broken.xml"
     broken.write_text(text[:middle] + "<page><title>Broken</tite>" + text[middle + 6 :], encoding="utf-8")
-    code, err = _cli_build(str(broken), "--out", str(tmp_path / "x.idx"))
+    code, err = cli_build(str(broken), "--out", str(tmp_path / "x.idx"))
     assert code == 1 and "broken.xml" in err
-    assert _nothing_left(tmp_path / "x.idx")
+    assert nothing_left(tmp_path / "x.idx")
 
 
 def test_bad_jsonl_line_names_the_line(tmp_path: Path) -> None:
     corpus = tmp_path / "c.jsonl"
     corpus.write_bytes(b'{"id": "1", "title": "A", "text": "Some text here."}\n{not json\n')
-    code, err = _cli_build(str(corpus), "--out", str(tmp_path / "x.idx"))
+    code, err = cli_build(str(corpus), "--out", str(tmp_path / "x.idx"))
     assert code == 1 and "line 2" in err
-    assert _nothing_left(tmp_path / "x.idx")
+    assert nothing_left(tmp_path / "x.idx")
 
 
 def test_no_articles_after_filtering(tmp_path: Path) -> None:
@@ -80,14 +69,14 @@ def test_no_articles_after_filtering(tmp_path: Path) -> None:
     )
     with pytest.raises(CorpusError, match="no articles"):
         build_index([only_redirect], tmp_path / "x.idx", run=QUIET)
-    assert _nothing_left(tmp_path / "x.idx")
+    assert nothing_left(tmp_path / "x.idx")
 
 
 def test_finished_index_is_not_overwritten_without_force(tmp_path: Path, small_index: Path, partial_xml: Path) -> None:
     out = tmp_path / "copy.idx"
     shutil.copytree(small_index, out)
     before = (out / MANIFEST_NAME).read_bytes()
-    code, err = _cli_build(str(partial_xml), "--out", str(out))
+    code, err = cli_build(str(partial_xml), "--out", str(out))
     assert code == 1 and "--force" in err
     assert (out / MANIFEST_NAME).read_bytes() == before
 
@@ -103,10 +92,10 @@ def test_out_that_is_some_other_directory_is_refused(tmp_path: Path, partial_xml
 
 def test_unfinished_build_with_other_options_is_refused(tmp_path: Path, partial_xml: Path) -> None:
     out = tmp_path / "x.idx"
-    code, err = _cli_build(str(partial_xml), "--out", str(out), "--model", str(tmp_path / "no-such-model"))
+    code, err = cli_build(str(partial_xml), "--out", str(out), "--model", str(tmp_path / "no-such-model"))
     assert code == 1 and "no-such-model" in err
     assert not out.exists() and out.with_name("x.idx.partial").is_dir()  # the read stage is kept for a resume
-    code, err = _cli_build(str(partial_xml), "--out", str(out), "--passage-words", "50")
+    code, err = cli_build(str(partial_xml), "--out", str(out), "--passage-words", "50")
     assert code == 1 and "unfinished build with other options" in err and "--passage-words was 100, now 50" in err
 
 

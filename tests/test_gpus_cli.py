@@ -6,22 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from typer.testing import CliRunner
+from conftest import cli_build, nothing_left
 
-from groundsearch.cli import app
 from retriever import Retriever
 
-runner = CliRunner()
 QUERIES = ["anarchism", "a boy with a magic watch", "Alabama"]
-
-
-def _build(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, ["build", *args, "--quiet"])
-    return result.exit_code, result.stdout, result.stderr
-
-
-def _nothing_left(out: Path) -> bool:
-    return not out.exists() and not out.with_name(out.name + ".partial").exists()
 
 
 def test_gpus_all_without_cuda_embeds_on_the_cpu_like_no_flag(
@@ -29,11 +18,11 @@ def test_gpus_all_without_cuda_embeds_on_the_cpu_like_no_flag(
 ) -> None:
     assert not torch.cuda.is_available(), "this test is about the CPU fallback"
     common = [str(partial_xml), "--model", str(tiny_model), "--workers", "1"]
-    code, _, err = _build(*common, "--out", str(tmp_path / "gpus.idx"), "--gpus", "all")
+    code, err = cli_build(*common, "--out", str(tmp_path / "gpus.idx"), "--gpus", "all")
     assert code == 0, err
     assert "no CUDA device" in err and "embedding on the CPU" in err, err
     assert len(err.strip().splitlines()) == 1
-    code, _, err = _build(*common, "--out", str(tmp_path / "plain.idx"))
+    code, err = cli_build(*common, "--out", str(tmp_path / "plain.idx"))
     assert code == 0, err
     fallback, plain = Retriever.open(tmp_path / "gpus.idx"), Retriever.open(tmp_path / "plain.idx")
     for got, want in zip(fallback.search_batch(QUERIES, k=5), plain.search_batch(QUERIES, k=5), strict=True):
@@ -42,22 +31,22 @@ def test_gpus_all_without_cuda_embeds_on_the_cpu_like_no_flag(
 
 def test_gpu_ids_this_machine_lacks_are_one_line_errors(tmp_path: Path, partial_xml: Path) -> None:
     out = tmp_path / "x.idx"
-    code, _, err = _build(str(partial_xml), "--out", str(out), "--gpus", "0,1")
+    code, err = cli_build(str(partial_xml), "--out", str(out), "--gpus", "0,1")
     assert code == 1 and "--gpus 0,1" in err and "no CUDA device" in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert _nothing_left(out)
+    assert nothing_left(out)
 
 
 def test_gpus_is_not_combined_with_device_or_ray(tmp_path: Path, partial_xml: Path) -> None:
     out = tmp_path / "x.idx"
     for other in (["--device", "cpu"], ["--ray", "local"]):
-        code, _, err = _build(str(partial_xml), "--out", str(out), "--gpus", "all", *other)
+        code, err = cli_build(str(partial_xml), "--out", str(out), "--gpus", "all", *other)
         assert code == 1 and "give --gpus alone" in err, err
-        assert _nothing_left(out)
+        assert nothing_left(out)
 
 
 def test_malformed_gpus_value(tmp_path: Path, partial_xml: Path) -> None:
     out = tmp_path / "x.idx"
-    code, _, err = _build(str(partial_xml), "--out", str(out), "--gpus", "0,,1")
+    code, err = cli_build(str(partial_xml), "--out", str(out), "--gpus", "0,,1")
     assert code == 1 and "--gpus" in err and len(err.strip().splitlines()) == 1, err
-    assert _nothing_left(out)
+    assert nothing_left(out)

@@ -11,22 +11,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
+from conftest import CORPUS_QUESTIONS
 
 from index_build import BuildOptions, RunOptions, build_index
 from index_build.evaluation.ann import ann_recall
 from retriever import IndexCorrupt, Retriever
 from retriever.rescore import VECTORS_NAME
 
-QUESTIONS = [
-    "hotel in Prince Edward Island",
-    "gunpowder incident in Virginia",
-    "complex manifold",
-    "block copolymer",
-    "Haitian politician and police chief",
-    "a boy with a magic watch",
-    "television series",
-    "who founded the company",
-]
+QUESTIONS = CORPUS_QUESTIONS
 FACTORY = "IVF4,PQ32x4np"  # 16 bytes a passage instead of 1,536: lossy
 
 
