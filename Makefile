@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+LIGHT_VENV := .venv-light
+LIGHT_STAMP := $(LIGHT_VENV)/.installed-stamp
 # torch is installed alone first, at a CPU build pin: a bare `torch` requirement would pull a multi-GB CUDA
 # build. The project itself only asks for a range, so an existing torch (e.g. a GPU build) is kept.
 TORCH_PIN ?= torch==2.13.0
@@ -13,7 +15,7 @@ CHROMIUM := /usr/bin/chromium
 DEMO_HOST := 127.0.0.1
 DEMO_PORT := 8000
 
-.PHONY: install chromium demo test lint bench clean
+.PHONY: install light chromium demo test lint bench clean
 
 install: $(STAMP)
 
@@ -21,8 +23,18 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_PIN)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[build,dev]"
 	touch $(STAMP)
+
+# The query-only install, without torch: what `pip install groundsearch` gives. tests/test_light_install.py
+# queries and serves a bundle the full install built with it, which proves the light install is enough.
+$(LIGHT_STAMP): pyproject.toml Makefile
+	test -x $(LIGHT_VENV)/bin/python || $(PYTHON) -m venv $(LIGHT_VENV)
+	$(LIGHT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LIGHT_VENV)/bin/python -m pip install -q -e .
+	touch $(LIGHT_STAMP)
+
+light: $(LIGHT_STAMP)
 
 # apt-get as root, through sudo otherwise; with neither, say so and go on: tests/test_web_browser.py then
 # skips on a developer's machine and fails under CI=true.
@@ -55,7 +67,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy retriever index_build groundsearch web
 
-test: lint chromium
+test: lint chromium light
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -6,7 +6,8 @@ Stages are timed separately, with the same functions `groundsearch build` uses: 
 (articles/s), embedding through the sharded pipeline (passages/s) beside the model's raw `encode` rate on
 the same texts (the ceiling), the BM25 index, FAISS build, bytes per passage on disk, peak RSS, and for
 each search mode (dense, lexical, hybrid) single-query latency p50/p99 and `search_batch` throughput through
-a real `Retriever` over the pieces just built (k=10, highlights on, as the CLI and the web page search).
+a real `Retriever` over the pieces just built (k=10, highlights on, as the CLI and the web page search), with
+the bundle's ONNX query encoder (exported and parity-checked here, timed) and, for comparison, with torch.
 Queries are SQuAD dev questions when ../shared/data is present, else passage-derived questions.
 """
 
@@ -40,12 +41,14 @@ def main() -> None:
     from index_build.embed import embed_passages
     from index_build.faiss_index import build_faiss, choose_factory
     from index_build.lexical_writer import index_store
+    from index_build.onnx_export import PARITY_PASSAGES, export_query_encoder
     from index_build.readers import open_corpus
     from index_build.store_writer import finish_store, write_store
     from retriever import MODES, Retriever
     from retriever.bundle import TEXT_TEMPLATE, Manifest, ModelInfo, embedding_text
     from retriever.lexical import LexicalIndex, lexical_info
     from retriever.model import DEFAULT_MODEL, Encoder, default_batch_size
+    from retriever.onnx_encoder import OnnxEncoder
     from retriever.store import PassageStore
 
     rows: list[tuple[str, str]] = []
@@ -96,6 +99,21 @@ def main() -> None:
         on_disk = (work / "index.faiss").stat().st_size + (work / "passages.sqlite").stat().st_size + lexical_bytes
         rows.append(("bytes per passage on disk", f"{on_disk / counts.passages:,.0f} (store + FAISS + BM25)"))
 
+        cpu_encoder = encoder if encoder.device == "cpu" else Encoder(DEFAULT_MODEL, device="cpu")
+        started = time.perf_counter()
+        onnx_info, why = export_query_encoder(
+            cpu_encoder.sentence_transformer, encoder.identity.weights_sha256, work, texts[:PARITY_PASSAGES]
+        )
+        export_s = time.perf_counter() - started
+        assert onnx_info is not None, why
+        rows.append(
+            (
+                "ONNX query encoder export + parity",
+                f"{export_s:.1f} s, lowest cosine {onnx_info.parity['min_cosine']:.7f} over "
+                f"{onnx_info.parity['texts']} texts",
+            )
+        )
+
         manifest = Manifest(
             model=ModelInfo(DEFAULT_MODEL, encoder.identity.weights_sha256, encoder.dimension),
             faiss_factory=factory,
@@ -108,10 +126,15 @@ def main() -> None:
             package_version="bench",
             created_at="",
             lexical=vars(lexical_info()),
+            query_encoder=onnx_info,
         )
-        retriever = Retriever(work, manifest, index, store, encoder, LexicalIndex(work / "lexical"))
+        onnx_encoder = OnnxEncoder.from_manifest(work, manifest)
+        lexical = LexicalIndex(work / "lexical")
         queries = _queries(texts, args.queries)
-        for mode in MODES:
+        # The torch encoder for comparison (dense only), then every mode as users query: through ONNX.
+        runs = [("torch", "dense", encoder), *(("onnx", mode, onnx_encoder) for mode in MODES)]
+        for name, mode, query_encoder in runs:
+            retriever = Retriever(work, manifest, index, store, query_encoder, lexical)
             retriever.search(queries[0], k=10, mode=mode)  # warm: first-call costs are not a query's
             latencies = []
             for query in queries:
@@ -123,7 +146,7 @@ def main() -> None:
             batch_qps = len(queries) / (time.perf_counter() - started)
             rows.append(
                 (
-                    f"query, {mode}: p50 / p99, batch",
+                    f"query, {mode} ({name} encoder): p50 / p99, batch",
                     f"{statistics.median(latencies):.1f} / {_p99(latencies):.1f} ms (k=10), {batch_qps:,.1f} queries/s",
                 )
             )

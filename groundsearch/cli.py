@@ -19,6 +19,15 @@ app = typer.Typer(
 )
 
 IndexArg = Annotated[Path, typer.Argument(help="Index bundle directory, as written by `groundsearch build`.")]
+EncoderOpt = Annotated[
+    str,
+    typer.Option(
+        "--encoder",
+        metavar="auto|onnx|torch",
+        help="Query encoder: the bundle's ONNX graph (fast start, no torch), the torch model, or auto "
+        "(ONNX where the bundle has it, on the CPU).",
+    ),
+]
 
 
 @app.command()
@@ -68,6 +77,12 @@ def build(
             "--rescore", help="Keep float16 vectors (768 B/passage at 384-d) to re-rank a lossy index's candidates."
         ),
     ] = False,
+    onnx: Annotated[
+        bool,
+        typer.Option(
+            "--onnx/--no-onnx", help="Export the query encoder to ONNX in the bundle, so queries need no torch."
+        ),
+    ] = True,
     force: Annotated[bool, typer.Option("--force", help="Replace a finished index at --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ray: Annotated[
@@ -86,6 +101,7 @@ def build(
 
     A killed build resumes when the same command is run again.
     """
+    _need_build_extra("build")
     from index_build import BuildOptions, RunOptions, build_index
     from retriever.model import DEFAULT_MODEL
 
@@ -101,6 +117,7 @@ def build(
         lexical=lexical,
         target_recall=target_recall,
         rescore=rescore,
+        onnx=onnx,
     )
     run = RunOptions(workers=workers, batch_size=batch_size, device=device, progress=not quiet, ray=ray, gpus=gpus)
     report = _guard(lambda: build_index(list(sources), out, options, run, force=force))
@@ -134,6 +151,7 @@ def query(
     ] = None,
     rerank_depth: Annotated[int, typer.Option(help="First-stage passages the reranker reads.")] = 50,
     device: Annotated[str | None, typer.Option(help="torch device for the query encoder.")] = None,
+    encoder: EncoderOpt = "auto",
 ) -> None:
     """Search an index and print the best passages, verbatim, with their sources.
 
@@ -144,7 +162,7 @@ def query(
 
     def run() -> tuple[str, Any]:
         reranker = Reranker(rerank, device=device, depth=rerank_depth) if rerank else None
-        retriever = Retriever.open(index, device=device)
+        retriever = Retriever.open(index, device=device, encoder=encoder)
         hits = retriever.search(text, k=k, mode=mode, nprobe=nprobe, ef_search=ef_search, rerank=reranker)
         return mode or retriever.default_mode, hits
 
@@ -228,6 +246,7 @@ def serve(
     ] = None,
     rerank_depth: Annotated[int, typer.Option(help="First-stage passages the reranker reads.")] = 50,
     device: Annotated[str | None, typer.Option(help="torch device for the query encoder.")] = None,
+    encoder: EncoderOpt = "auto",
 ) -> None:
     """Serve the search page and the JSON API (uvicorn); the index is opened once, at start-up.
 
@@ -248,7 +267,9 @@ def serve(
     def make() -> Any:
         try:
             reranker = Reranker(rerank, device=device, depth=rerank_depth) if rerank else None
-            return create_app(index, cors_origins=cors_origin or (), device=device, reranker=reranker, **limits)
+            return create_app(
+                index, cors_origins=cors_origin or (), device=device, encoder=encoder, reranker=reranker, **limits
+            )
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
 
@@ -276,6 +297,7 @@ def eval_(
     report: Annotated[Path | None, typer.Option(help="Write the figures as JSON to this file.")] = None,
     batch_size: Annotated[int, typer.Option(help="Questions per search call.")] = 64,
     device: Annotated[str | None, typer.Option(help="torch device for the query encoder.")] = None,
+    encoder: EncoderOpt = "auto",
 ) -> None:
     """Measure retrieval quality on a benchmark: answer@k, gold-document recall@k, MRR@10, nDCG@10, queries/s.
 
@@ -284,6 +306,7 @@ def eval_(
     answer@k: a top-k passage contains an answer (DPR, SQuAD normalisation); recall@k: the gold document is
     among the top k documents; nDCG@10 and recall with BEIR qrels are computed as BEIR computes them.
     """
+    _need_build_extra("eval")
     from index_build.evaluation import EvaluationError, check_options, evaluate, parse_modes, read_questions
     from retriever import Retriever
 
@@ -299,7 +322,7 @@ def eval_(
         source = qa if qa is not None else beir
         assert source is not None
         questions = read_questions(source, format="beir" if beir is not None else None)[:limit]
-        retriever = Retriever.open(index, device=device)
+        retriever = Retriever.open(index, device=device, encoder=encoder)
         return evaluate(retriever, questions, modes, depth, batch_size, dataset=str(source))
 
     result = _guard(run)
@@ -356,6 +379,24 @@ def _lexical_summary(lexical: dict[str, Any] | None) -> str:
     if not lexical:
         return "none (dense search only; rebuild for lexical and hybrid)"
     return f"BM25, {lexical['engine']} {lexical['engine_version']} in {lexical['directory']}/"
+
+
+# What `groundsearch[build]` adds to the query-only install; looked up, not imported, so the check costs nothing.
+_BUILD_MODULES = ("torch", "sentence_transformers", "sqlite_utils", "tqdm", "mwxml", "mwparserfromhell", "onnx")
+
+
+def _need_build_extra(command: str) -> None:
+    """A query-only install (no torch) cannot build or evaluate: say how to get the rest, in one line."""
+    import importlib.util
+
+    missing = [name for name in _BUILD_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        typer.echo(
+            f"error: `groundsearch {command}` needs the build extra ({', '.join(missing)} not installed): "
+            'pip install "groundsearch[build]"',
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def _guard(call: Any) -> Any:

@@ -32,6 +32,7 @@ from index_build.faiss_index import (
     write_faiss,
 )
 from index_build.lexical_writer import index_store
+from index_build.onnx_export import query_encoder_stage
 from index_build.read_stage import partial_store, read_corpora
 from index_build.readers import open_corpus
 from index_build.staging import (
@@ -50,11 +51,15 @@ from index_build.vectors_writer import write_vectors
 from retriever.bundle import (
     FAISS_NAME,
     MANIFEST_NAME,
+    ONNX_DATA_NAME,
+    ONNX_NAME,
     STORE_NAME,
     TEXT_TEMPLATE,
+    TOKENIZER_NAME,
     FileInfo,
     Manifest,
     ModelInfo,
+    QueryEncoderInfo,
     SourceInfo,
     atomic_open,
     atomic_path,
@@ -89,6 +94,9 @@ class BuildOptions:
     # Keep a float16 copy of the vectors in the bundle (2 bytes per dimension per passage) so that a lossy
     # index's candidates are re-ranked by exact inner product at query time (retriever.rescore).
     rescore: bool = False
+    # Export the query encoder as an ONNX graph into the bundle (index_build.onnx_export), so that queries need
+    # no torch; off, or for a model it cannot export, queries load the sentence-transformers model.
+    onnx: bool = True
 
 
 @dataclass(frozen=True)
@@ -252,6 +260,13 @@ def build_index(
             state["ann"] = tuning.record() if tuning is not None else None
             tuning_seconds = tuning.seconds if tuning is not None else None
             save_state(staging, state)
+        query_encoder: QueryEncoderInfo | None = None
+        no_query_encoder: str | None = "built with --no-onnx"
+        if options.onnx:
+            query_encoder, no_query_encoder, kept = query_encoder_stage(staging, state, encoder, store, passages)
+            if kept:
+                report_stages.append("query encoder")
+            save_state(staging, state)
         ann = state["ann"]
         manifest = Manifest(
             model=ModelInfo(options.model, encoder.identity.weights_sha256, encoder.dimension),
@@ -260,7 +275,9 @@ def build_index(
             documents=store.count("documents"),
             passages=passages,
             sources=[SourceInfo(**s) for s in state["sources"]],
-            files=_bundle_files(staging, lexical_path if options.lexical else None, options.rescore),
+            files=_bundle_files(
+                staging, lexical_path if options.lexical else None, options.rescore, query_encoder is not None
+            ),
             build_options=asdict(options),
             package_version=package_version(),
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -270,6 +287,8 @@ def build_index(
                 **({"memory_budget": budget.record()} if budget else {}),
             },
             ann=ann,
+            query_encoder=query_encoder,
+            no_query_encoder=no_query_encoder,
         )
         with atomic_open(staging / MANIFEST_NAME, "w", encoding="utf-8") as fh:
             fh.write(manifest.to_json())
@@ -307,11 +326,17 @@ def _kept_faiss_parts(parts_dir: Path) -> list[str]:
     return kept + ([f"{blocks} FAISS block{'s' * (blocks > 1)}"] if blocks else [])
 
 
-def _bundle_files(staging: Path, lexical: Path | None, vectors: bool = False) -> dict[str, FileInfo]:
+def _bundle_files(
+    staging: Path, lexical: Path | None, vectors: bool = False, query_encoder: bool = False
+) -> dict[str, FileInfo]:
     """Every file the finished bundle holds, so that opening it can tell a truncated or missing one."""
     files = {"store": file_info(staging / STORE_NAME), "faiss": file_info(staging / FAISS_NAME)}
     if vectors:
         files["vectors"] = file_info(staging / VECTORS_NAME)
+    if query_encoder:
+        files["onnx"] = file_info(staging / ONNX_NAME, staging)
+        files["onnx_data"] = file_info(staging / ONNX_DATA_NAME, staging)
+        files["tokenizer"] = file_info(staging / TOKENIZER_NAME, staging)
     if lexical is not None:
         for path in sorted(p for p in lexical.rglob("*") if p.is_file()):
             info = file_info(path, staging)

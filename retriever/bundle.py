@@ -7,6 +7,8 @@ A bundle is one directory::
       passages.sqlite   documents and passages (see retriever.store for the schema)
       index.faiss       the FAISS index; its ids are passage ids
       lexical/          the BM25 index (tantivy) over the same passages, same ids (see retriever.lexical)
+      encoder/          the query encoder: an ONNX graph, its weights and its tokenizer (see retriever.onnx_encoder),
+                        so that a query needs neither torch nor sentence-transformers
 
 Every file is written under a temporary name and renamed, so a crash never leaves a file that looks complete.
 """
@@ -29,6 +31,10 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 STORE_NAME = "passages.sqlite"
 FAISS_NAME = "index.faiss"
+ENCODER_DIR = "encoder"
+ONNX_NAME = f"{ENCODER_DIR}/model.onnx"
+ONNX_DATA_NAME = f"{ENCODER_DIR}/model.onnx.data"  # the weights, beside the graph, so that onnxruntime maps them
+TOKENIZER_NAME = f"{ENCODER_DIR}/tokenizer.json"
 
 # What the model embeds for a passage. The title and section give a passage the context its text often
 # lacks ("He was born in ..."); they are never part of what a search returns.
@@ -44,6 +50,34 @@ class ModelInfo:
     name: str
     weights_sha256: str
     dimension: int
+
+
+@dataclass(frozen=True)
+class QueryEncoderInfo:
+    """How to turn a query into the index's vectors without the model's own code (retriever.onnx_encoder).
+
+    `onnx`, `onnx_data` (its weights) and `tokenizer` name bundle files; the graph maps token ids to token
+    embeddings, and pooling and
+    normalisation are applied after it exactly as the sentence-transformers pipeline does. `weights_sha256` is
+    the model the graph was exported from (the manifest's model); `parity` is what the build measured between
+    this graph and the model itself ({"texts", "max_abs_diff", "min_cosine"}).
+    """
+
+    onnx: str
+    onnx_sha256: str
+    onnx_data: str
+    onnx_data_sha256: str
+    tokenizer: str
+    tokenizer_sha256: str
+    weights_sha256: str
+    max_length: int
+    pooling: str
+    normalize: bool
+    inputs: list[str]
+    pad_id: int
+    pad_token: str
+    parity: dict[str, Any]
+    opset: int
 
 
 @dataclass(frozen=True)
@@ -84,6 +118,10 @@ class Manifest:
     # ({"recall@10", "target", "met", "queries", "params", "tried": [[value, recall], ...]}; see
     # index_build.tuning). None for exact indexes, and absent from bundles built before it was measured.
     ann: dict[str, Any] | None = None
+    # The torch-free query encoder (retriever.onnx_encoder); None in bundles built before it existed or built
+    # without it, and then `no_query_encoder` says why (e.g. a model that is not Transformer + Pooling).
+    query_encoder: QueryEncoderInfo | None = None
+    no_query_encoder: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
@@ -94,11 +132,14 @@ class Manifest:
         data["model"] = ModelInfo(**data["model"])
         data["sources"] = [SourceInfo(**s) for s in data["sources"]]
         data["files"] = {k: FileInfo(**v) for k, v in data["files"].items()}
+        if data.get("query_encoder") is not None:
+            data["query_encoder"] = QueryEncoderInfo(**data["query_encoder"])
         return cls(**data)
 
 
-def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
-    """Read and check a bundle's manifest, with an error that says what is wrong with the path."""
+def read_manifest(bundle: str | os.PathLike[str], check_files: bool = True) -> Manifest:
+    """Read and check a bundle's manifest, with an error that says what is wrong with the path; with
+    `check_files`, also that every file it lists is there with its recorded size (a cheap check for opening)."""
     path = Path(bundle)
     if not path.exists():
         raise IndexNotFound(f"{path}: no such index (build one with: groundsearch build CORPUS --out {path})")
@@ -118,7 +159,9 @@ def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
             f"{path}: index format {manifest.format_version}, this groundsearch reads format {FORMAT_VERSION}; "
             "rebuild the index"
         )
-    for info in manifest.files.values():
+    for info in manifest.files.values() if check_files else ():
+        if info.name.startswith(f"{ENCODER_DIR}/"):
+            continue  # checked by sha256 when the ONNX encoder is opened; the torch encoder does without them
         file = path / info.name
         if not file.exists():
             raise IndexCorrupt(f"{path}: {info.name} is missing; rebuild the index")
@@ -183,7 +226,7 @@ def bundle_info(bundle: str | os.PathLike[str]) -> dict[str, Any]:
         # A directory's files (the lexical index) are summed under "dir/".
         top, _, rest = info.name.partition("/")
         key = f"{top}/" if rest else info.name
-        sizes[key] = sizes.get(key, 0) + (path / info.name).stat().st_size
+        sizes[key] = sizes.get(key, 0) + info.size  # as recorded: read_manifest checked the sizes it needs
     sizes[MANIFEST_NAME] = (path / MANIFEST_NAME).stat().st_size
     total = sum(sizes.values())
     return {

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -35,7 +37,7 @@ from retriever.lexical import LexicalIndex, analyzer, query_terms
 from retriever.query import clean_query
 
 if TYPE_CHECKING:
-    from retriever.model import Encoder
+    from retriever.query_encoder import QueryEncoder
 
 SCORERS = ("lexical", "embedding", "combined")
 DEFAULT_SCORER = "lexical"
@@ -43,6 +45,9 @@ DEFAULT_MAX_CHARS: int | None = None  # whole sentences: clauses measured worse 
 CLAUSE_CHARS = 250  # a length at which to cut sentences into clauses, for callers who want shorter spans
 MIN_CLAUSE_CHARS = 40  # a shorter clause is merged into its neighbour: "In 1946," alone answers nothing
 LEXICAL_WEIGHT = 2.0  # the best of 0.5, 1 and 2 for "combined"
+# Passages whose split and analysis are kept between calls: a served index returns the same popular passages
+# again and again, and a batch of questions about one article returns its passages to many of them.
+CACHED_PASSAGES = 8192
 
 # Words whose full stop does not end a sentence; single letters (initials, "c." for circa, "b." for born)
 # are caught by length. "etc." is left out: it ends sentences more often than not.
@@ -130,7 +135,7 @@ def candidate_spans(text: str, max_chars: int | None = DEFAULT_MAX_CHARS) -> lis
     return [clause for s, e in sentences for clause in clause_spans(text, s, e, max_chars)]
 
 
-def lexical_scores(weights: dict[str, float], span_terms: Sequence[set[str]]) -> list[float]:
+def lexical_scores(weights: dict[str, float], span_terms: Sequence[frozenset[str]]) -> list[float]:
     """The summed weight of the query terms each span holds (each term once, however often it appears)."""
     return [sum(w for term, w in weights.items() if term in terms) for terms in span_terms]
 
@@ -148,7 +153,7 @@ class Highlighter:
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: QueryEncoder,
         lexical: LexicalIndex | None,
         scorer: str = DEFAULT_SCORER,
         max_chars: int | None = DEFAULT_MAX_CHARS,
@@ -161,6 +166,7 @@ class Highlighter:
         self._lexical = lexical
         # An index without a lexical side still has the analyzer; its terms are then weighted equally.
         self._analyzer = analyzer()
+        self._cache: _LruCache[tuple[list[tuple[int, int]], list[frozenset[str]]]] = _LruCache(CACHED_PASSAGES)
 
     def query_weights(self, query: str) -> dict[str, float]:
         """IDF (as BM25 computes it) of each analysed query term; 1.0 each when the index has no BM25 side."""
@@ -170,8 +176,19 @@ class Highlighter:
         n = len(self._lexical)
         return {t: math.log(1.0 + (n - df + 0.5) / (df + 0.5)) for t, df in self._lexical.doc_freqs(terms).items()}
 
-    def span_terms(self, text: str, spans: Sequence[tuple[int, int]]) -> list[set[str]]:
-        return [set(self._analyzer.analyze(text[s:e])) for s, e in spans]
+    def span_terms(self, text: str, spans: Sequence[tuple[int, int]]) -> list[frozenset[str]]:
+        return [frozenset(self._analyzer.analyze(text[s:e])) for s, e in spans]
+
+    def _analysed(self, text: str) -> tuple[list[tuple[int, int]], list[frozenset[str]]]:
+        """(candidate spans, their analysed terms) of one passage, from the cache where it has them."""
+        with_terms = self.scorer != "embedding"
+        key = (self.max_chars, with_terms, text)  # both are public attributes a caller may change
+        found = self._cache.get(key)
+        if found is None:
+            spans = candidate_spans(text, self.max_chars)
+            found = (spans, self.span_terms(text, spans) if with_terms else [])
+            self._cache.put(key, found)
+        return found
 
     def highlight_batch(
         self, queries: Sequence[str], texts: Sequence[Sequence[str]], query_vectors: np.ndarray | None = None
@@ -181,18 +198,16 @@ class Highlighter:
         With an embedding scorer every candidate of every passage goes through the encoder in one call, and
         `query_vectors` (the unit vectors the dense search already made) saves encoding the queries again.
         """
-        spans = [[candidate_spans(text, self.max_chars) for text in group] for group in texts]
+        # A passage's candidates and their terms depend on its text alone, so each distinct passage is split
+        # and analysed once, however many queries of the batch (or earlier calls) return it.
+        analysed = [[self._analysed(text) for text in group] for group in texts]
+        spans = [[spans for spans, _ in group] for group in analysed]
         lexical: list[list[list[float]]] = []
         if self.scorer != "embedding":
-            for query, group, group_spans in zip(queries, texts, spans, strict=True):
+            for query, group in zip(queries, analysed, strict=True):
                 weights = self.query_weights(query)
                 total = sum(weights.values()) or 1.0
-                lexical.append(
-                    [
-                        [w / total for w in lexical_scores(weights, self.span_terms(text, s))]
-                        for text, s in zip(group, group_spans, strict=True)
-                    ]
-                )
+                lexical.append([[w / total for w in lexical_scores(weights, terms)] for _, terms in group])
         dense: list[list[Any]] = []
         if self.scorer != "lexical":
             dense = self._cosines(queries, texts, spans, query_vectors)
@@ -238,3 +253,29 @@ class Highlighter:
                 at += len(cands)
             out.append(row)
         return out
+
+
+T = TypeVar("T")
+
+
+class _LruCache(Generic[T]):
+    """A bounded map from a passage's text (and settings) to what was computed from it; thread-safe."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._items: OrderedDict[Hashable, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> T | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: T) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._capacity:
+                self._items.popitem(last=False)

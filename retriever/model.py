@@ -103,6 +103,7 @@ class Encoder:
     """
 
     def __init__(self, name: str, device: str | None = None) -> None:
+        require_torch("the torch encoder")
         folder = resolve_model_dir(name)
         self.device = pick_device(device)
         self._model = _load(folder, self.device)
@@ -115,6 +116,11 @@ class Encoder:
     @property
     def dimension(self) -> int:
         return self.identity.dimension
+
+    @property
+    def sentence_transformer(self) -> SentenceTransformer:
+        """The loaded model itself, for callers that export or inspect it (index_build.onnx_export)."""
+        return self._model
 
     def encode(self, texts: list[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
         # encode() sorts each call's texts by length before batching, so padding stays small.
@@ -143,6 +149,18 @@ class Encoder:
                 f"model {self.identity.name} (weights sha256 {self.identity.weights_sha256[:12]}…) is not "
                 f"the model the index was built with: {built_with} ({weights_sha256[:12]}…)"
             )
+
+
+def require_torch(what: str) -> None:
+    """A query-only install has no torch: say what needs it and how to get it, before any model is looked for."""
+    import importlib.util
+
+    missing = [m for m in ("torch", "sentence_transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ModelUnavailable(
+            f"{what} needs torch and sentence-transformers ({', '.join(missing)} not installed): "
+            'pip install "groundsearch[build]", or query a bundle built with its ONNX encoder'
+        )
 
 
 def _load(folder: Path, device: str) -> SentenceTransformer:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from retriever.bundle import TEXT_TEMPLATE, embedding_text
 from retriever.errors import InvalidQuery, ModelUnavailable
 from retriever.hit import Hit
-from retriever.model import pick_device, resolve_model_dir
+from retriever.model import pick_device, require_torch, resolve_model_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
@@ -30,6 +30,7 @@ class Reranker:
     def __init__(self, model: str, device: str | None = None, depth: int = DEFAULT_DEPTH, batch_size: int = 32) -> None:
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise InvalidQuery(f"rerank depth must be a whole number >= 1, got {depth!r}")
+        require_torch("reranking")
         self.name = model
         self.depth = depth
         self.batch_size = batch_size

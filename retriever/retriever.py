@@ -17,8 +17,8 @@ from retriever.fusion import DEFAULT_FUSION, Fused, Fusion, fuse
 from retriever.highlight import Highlighter
 from retriever.hit import Found, Hit
 from retriever.lexical import LexicalIndex
-from retriever.model import Encoder
 from retriever.query import clean_query
+from retriever.query_encoder import QueryEncoder, open_query_encoder
 from retriever.rerank import Reranker
 from retriever.rescore import ExactVectors
 from retriever.store import PassageStore, StoredPassage
@@ -35,7 +35,7 @@ class Retriever:
         manifest: Manifest,
         index: Any,
         store: PassageStore,
-        encoder: Encoder,
+        encoder: QueryEncoder,
         lexical: LexicalIndex | None = None,
         exact: ExactVectors | None = None,
     ) -> None:
@@ -50,10 +50,19 @@ class Retriever:
         self.highlighter = Highlighter(encoder, lexical)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], device: str | None = None, model: str | None = None) -> Retriever:
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        device: str | None = None,
+        model: str | None = None,
+        encoder: str = "auto",
+    ) -> Retriever:
         """Open a bundle; `model` overrides the manifest's model name (e.g. the same weights in another folder).
 
-        Whatever model is loaded must have the weights the index was built with, or this raises ModelMismatch.
+        `encoder` chooses how queries are embedded: "onnx", the bundle's own graph through onnxruntime (no torch
+        is imported); "torch", the sentence-transformers model; "auto", ONNX where the bundle has it and neither
+        a `model` nor a non-CPU `device` asks for the model itself. Whatever model is loaded must have the
+        weights the index was built with, or this raises ModelMismatch; an altered ONNX file raises IndexCorrupt.
         """
         bundle = Path(path)
         manifest = read_manifest(bundle)
@@ -64,8 +73,7 @@ class Retriever:
                 f"{bundle}: {FAISS_NAME} holds {index.ntotal} vectors of dimension {index.d}, the manifest says "
                 f"{manifest.passages} of dimension {manifest.model.dimension}; rebuild the index"
             )
-        encoder = Encoder(model or manifest.model.name, device=device)
-        encoder.check_matches(manifest.model.weights_sha256, manifest.model.dimension, manifest.model.name)
+        query_encoder = open_query_encoder(bundle, manifest, encoder, device, model)
         lexical = LexicalIndex(bundle / manifest.lexical["directory"]) if manifest.lexical else None
         if lexical is not None and len(lexical) != manifest.passages:
             raise IndexCorrupt(
@@ -75,7 +83,7 @@ class Retriever:
         exact = None
         if "vectors" in manifest.files:
             exact = ExactVectors(bundle / manifest.files["vectors"].name, manifest.passages, manifest.model.dimension)
-        return cls(bundle, manifest, index, store, encoder, lexical, exact)
+        return cls(bundle, manifest, index, store, query_encoder, lexical, exact)
 
     def __len__(self) -> int:
         return self.manifest.passages
@@ -188,6 +196,11 @@ class Retriever:
     def encode(self, queries: Sequence[str]) -> Any:
         """The query vectors dense search uses (float32, unit length), for callers that measure the index."""
         return self._encoder.encode(list(queries), batch_size=64)
+
+    @property
+    def encoder(self) -> QueryEncoder:
+        """What embeds the queries: `OnnxEncoder` (no torch) or the sentence-transformers `Encoder`."""
+        return self._encoder
 
     @property
     def exact_vectors(self) -> ExactVectors | None:

@@ -40,13 +40,14 @@ def create_app(
     default_k: int = DEFAULT_LIMITS.default_k,
     cors_origins: Sequence[str] = (),
     device: str | None = None,
+    encoder: str = "auto",
     reranker: Reranker | None = None,
 ) -> FastAPI:
     """Build the web app over one index.
 
     A path is opened here, once, so a missing or invalid index raises its `GroundsearchError` before any
     server starts. `cors_origins` lists the origins whose pages may call the API from a browser; none by
-    default. `device` is the torch device for the query encoder when a path is given. A `reranker`
+    default. `device` and `encoder` choose the query encoder when a path is given (see `Retriever.open`). A `reranker`
     reorders every search's hits unless a request says `rerank=false`.
     """
     if min(max_query_chars, max_k, default_k) < 1 or default_k > max_k:
@@ -55,7 +56,7 @@ def create_app(
             f"max_k={max_k}, default_k={default_k}"
         )
     limits = Limits(max_query_chars=max_query_chars, max_k=max_k, default_k=default_k)
-    retriever = index if isinstance(index, Retriever) else Retriever.open(index, device=device)
+    retriever = index if isinstance(index, Retriever) else Retriever.open(index, device=device, encoder=encoder)
     modes = [retriever.default_mode, *(m for m in retriever.modes if m != retriever.default_mode)]
     info = InfoResponse.from_bundle_info(bundle_info(retriever.path), modes, limits)
 
