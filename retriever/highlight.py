@@ -28,6 +28,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
@@ -140,6 +141,11 @@ def lexical_scores(weights: dict[str, float], span_terms: Sequence[frozenset[str
     return [sum(w for term, w in weights.items() if term in terms) for terms in span_terms]
 
 
+def first_best(scores: list[float]) -> int:
+    """`best` for a short list of floats, without numpy's per-call cost (the same index: the earliest maximum)."""
+    return max(range(len(scores)), key=scores.__getitem__)
+
+
 def best(scores: Sequence[float] | np.ndarray) -> int:
     """The index of the highest score; the earliest on a tie, since a passage's lead tends to say most."""
     return int(np.argmax(np.asarray(scores, dtype=np.float64)))
@@ -166,7 +172,7 @@ class Highlighter:
         self._lexical = lexical
         # An index without a lexical side still has the analyzer; its terms are then weighted equally.
         self._analyzer = analyzer()
-        self._cache: _LruCache[tuple[list[tuple[int, int]], list[frozenset[str]]]] = _LruCache(CACHED_PASSAGES)
+        self._cache: _LruCache[_Analysed] = _LruCache(CACHED_PASSAGES)
 
     def query_weights(self, query: str) -> dict[str, float]:
         """IDF (as BM25 computes it) of each analysed query term; 1.0 each when the index has no BM25 side."""
@@ -179,14 +185,18 @@ class Highlighter:
     def span_terms(self, text: str, spans: Sequence[tuple[int, int]]) -> list[frozenset[str]]:
         return [frozenset(self._analyzer.analyze(text[s:e])) for s, e in spans]
 
-    def _analysed(self, text: str) -> tuple[list[tuple[int, int]], list[frozenset[str]]]:
-        """(candidate spans, their analysed terms) of one passage, from the cache where it has them."""
+    def _analysed(self, text: str) -> _Analysed:
+        """A passage's candidate spans and which spans hold each analysed term, from the cache where it has them."""
         with_terms = self.scorer != "embedding"
         key = (self.max_chars, with_terms, text)  # both are public attributes a caller may change
         found = self._cache.get(key)
         if found is None:
             spans = candidate_spans(text, self.max_chars)
-            found = (spans, self.span_terms(text, spans) if with_terms else [])
+            holders: dict[str, list[int]] = {}
+            for number, terms in enumerate(self.span_terms(text, spans) if with_terms else []):
+                for term in terms:
+                    holders.setdefault(term, []).append(number)
+            found = _Analysed(spans, {term: tuple(numbers) for term, numbers in holders.items()})
             self._cache.put(key, found)
         return found
 
@@ -201,13 +211,13 @@ class Highlighter:
         # A passage's candidates and their terms depend on its text alone, so each distinct passage is split
         # and analysed once, however many queries of the batch (or earlier calls) return it.
         analysed = [[self._analysed(text) for text in group] for group in texts]
-        spans = [[spans for spans, _ in group] for group in analysed]
+        spans = [[passage.spans for passage in group] for group in analysed]
         lexical: list[list[list[float]]] = []
         if self.scorer != "embedding":
             for query, group in zip(queries, analysed, strict=True):
                 weights = self.query_weights(query)
                 total = sum(weights.values()) or 1.0
-                lexical.append([[w / total for w in lexical_scores(weights, terms)] for _, terms in group])
+                lexical.append([passage.lexical_scores(weights, total) for passage in group])
         dense: list[list[Any]] = []
         if self.scorer != "lexical":
             dense = self._cosines(queries, texts, spans, query_vectors)
@@ -219,8 +229,9 @@ class Highlighter:
                     row.append(None)
                     continue
                 if self.scorer == "lexical":
-                    scores: Any = lexical[i][j]
-                elif self.scorer == "embedding":
+                    row.append(Span(*candidates[first_best(lexical[i][j])]))
+                    continue
+                if self.scorer == "embedding":
                     scores = dense[i][j]
                 else:
                     scores = dense[i][j] + LEXICAL_WEIGHT * np.asarray(lexical[i][j])
@@ -253,6 +264,24 @@ class Highlighter:
                 at += len(cands)
             out.append(row)
         return out
+
+
+@dataclass(frozen=True)
+class _Analysed:
+    """What a highlight needs of one passage, whatever the query: its candidate spans, and for each analysed
+    term the numbers of the spans that hold it."""
+
+    spans: list[tuple[int, int]]
+    term_spans: dict[str, tuple[int, ...]]
+
+    def lexical_scores(self, weights: dict[str, float], total: float) -> list[float]:
+        """`lexical_scores` over the spans, divided by `total`: the same sums, added in the same order (the
+        query's terms in order), visiting only the spans that hold a query term."""
+        scores = [0.0] * len(self.spans)
+        for term, weight in weights.items():
+            for number in self.term_spans.get(term, ()):
+                scores[number] += weight
+        return [score / total for score in scores]
 
 
 T = TypeVar("T")

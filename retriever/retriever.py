@@ -15,7 +15,7 @@ from retriever.errors import IndexCorrupt, InvalidQuery, PassageNotFound
 from retriever.faiss_io import hnsw_of, ivf_of, read_faiss
 from retriever.fusion import DEFAULT_FUSION, Fused, Fusion, fuse
 from retriever.highlight import Highlighter
-from retriever.hit import Found, Hit
+from retriever.hit import Found, Hit, Span
 from retriever.lexical import LexicalIndex
 from retriever.query import clean_query
 from retriever.query_encoder import QueryEncoder, open_query_encoder
@@ -172,10 +172,12 @@ class Retriever:
             else:
                 assert lexical is not None
                 rankings.append([Fused(pid, score, None, (r, score)) for r, (pid, score) in enumerate(lexical[i], 1)])
+        if rerank is None:
+            # The hits shown are known now: their highlights go into each Hit as it is made.
+            return self._hits(rankings, queries if highlight else None)
         hits = self._hits(rankings)
-        if rerank is not None:
-            template = self.manifest.text_template
-            hits = [rerank.rerank(query, row, template)[:k] for query, row in zip(queries, hits, strict=True)]
+        template = self.manifest.text_template
+        hits = [rerank.rerank(query, row, template)[:k] for query, row in zip(queries, hits, strict=True)]
         return self.highlighted(queries, hits) if highlight else hits
 
     def highlighted(self, queries: Sequence[str], hits: list[list[Hit]]) -> list[list[Hit]]:
@@ -241,19 +243,25 @@ class Retriever:
             raise InvalidQuery(f"{self.path} has no lexical index, so only dense search; rebuild it for {mode!r}")
         return mode
 
-    def _hits(self, rankings: list[list[Fused]]) -> list[list[Hit]]:
+    def _hits(self, rankings: list[list[Fused]], highlight_for: Sequence[str] | None = None) -> list[list[Hit]]:
+        """The stored passages of `rankings`, as hits; highlighted for `highlight_for[i]` when given."""
         passages = self._store.fetch(sorted({f.passage_id for ranking in rankings for f in ranking}))
+        missing = {f.passage_id for ranking in rankings for f in ranking} - passages.keys()
+        if missing:
+            raise IndexCorrupt(f"{self.path}: passage {min(missing)} is in the index but not in the store")
+        if highlight_for is not None:
+            texts = [[passages[f.passage_id].text for f in ranking] for ranking in rankings]
+            spans = self.highlighter.highlight_batch(highlight_for, texts)
+        else:
+            spans = [[None] * len(ranking) for ranking in rankings]
         results: list[list[Hit]] = []
-        for ranking in rankings:
+        for ranking, row_spans in zip(rankings, spans, strict=True):
             hits: list[Hit] = []
-            for rank, fused in enumerate(ranking, start=1):
-                stored = passages.get(fused.passage_id)
-                if stored is None:
-                    raise IndexCorrupt(f"{self.path}: passage {fused.passage_id} is in the index but not in the store")
+            for rank, (fused, span) in enumerate(zip(ranking, row_spans, strict=True), start=1):
                 found = tuple(
                     Found(name, *at) for name, at in (("dense", fused.dense), ("lexical", fused.lexical)) if at
                 )
-                hits.append(_hit(stored, rank=rank, score=fused.score, found_by=found))
+                hits.append(_hit(passages[fused.passage_id], rank=rank, score=fused.score, found_by=found, span=span))
             results.append(hits)
         return results
 
@@ -287,7 +295,9 @@ class Retriever:
         return faiss.SearchParametersHNSW(efSearch=chosen)  # type: ignore[attr-defined]
 
 
-def _hit(stored: StoredPassage, rank: int, score: float | None, found_by: tuple[Found, ...] = ()) -> Hit:
+def _hit(
+    stored: StoredPassage, rank: int, score: float | None, found_by: tuple[Found, ...] = (), span: Span | None = None
+) -> Hit:
     return Hit(
         passage_id=stored.passage_id,
         rank=rank,
@@ -304,4 +314,5 @@ def _hit(stored: StoredPassage, rank: int, score: float | None, found_by: tuple[
         end=stored.end,
         sha256=stored.sha256,
         found_by=found_by,
+        highlight=span,
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 import pytest
+from conftest import CORPUS_QUESTIONS
 from fastapi.testclient import TestClient
 from markupsafe import escape
 from test_hybrid import HOSTILE  # the same hostile queries every search mode is put through
@@ -24,7 +25,15 @@ from groundsearch.cli import app
 from groundsearch.terminal import wrap_highlighted
 from retriever import MODES, Hit, InvalidQuery, Retriever, Span
 from retriever.bundle import STORE_NAME
-from retriever.highlight import CLAUSE_CHARS, SCORERS, Highlighter, candidate_spans, sentence_spans
+from retriever.highlight import (
+    CLAUSE_CHARS,
+    SCORERS,
+    Highlighter,
+    best,
+    candidate_spans,
+    lexical_scores,
+    sentence_spans,
+)
 from web import create_app
 
 runner = CliRunner()
@@ -99,6 +108,22 @@ def test_search_batch_highlights_like_search_and_can_be_turned_off(retriever: Re
     assert retriever.highlighted([FORAMEN], [plain]) == [retriever.search(FORAMEN, k=3)]
     fetched = retriever.get(plain[0].passage_id)
     assert fetched.highlight is None and fetched.to_dict()["highlight"] is None
+
+
+def test_cached_highlights_equal_the_plain_definition(retriever: Retriever) -> None:
+    """The highlighter analyses each passage once and scores only the spans holding a query term; its choice
+    must be exactly the documented one: the span with the largest share of the query's IDF mass, earliest on
+    a tie. Asked twice, so the second answers come from the cache."""
+    queries = [FORAMEN, BODYGUARD, *CORPUS_QUESTIONS, "the of and", "Virginia Virginia gunpowder 1775"]
+    highlighter = retriever.highlighter
+    for _ in range(2):
+        for query, row in zip(queries, retriever.search_batch(queries, k=10, mode="hybrid"), strict=True):
+            weights = highlighter.query_weights(query)
+            total = sum(weights.values()) or 1.0
+            for hit in row:
+                candidates = candidate_spans(hit.text)
+                scores = [w / total for w in lexical_scores(weights, highlighter.span_terms(hit.text, candidates))]
+                assert hit.highlight == Span(*candidates[best(scores)])
 
 
 @pytest.mark.parametrize("scorer", SCORERS)
