@@ -15,8 +15,10 @@ Exporting takes a few seconds, so the graph is cached per model (weights sha256)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
+import json
 import os
 import shutil
 import tempfile
@@ -49,6 +51,7 @@ MIN_COSINE = 0.99999
 PARITY_PASSAGES = 128  # and as many question-length texts: 256 texts, a few seconds on a CPU
 QUESTION_WORDS = 12
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_CACHE_SUMS = "sha256.json"
 
 
 class Unsupported(Exception):
@@ -180,22 +183,47 @@ def _forward_inputs(auto_model: Any) -> set[str]:
 
 def _write_graph(auto_model: Any, inputs: list[str], weights_sha256: str, staging: Path) -> None:
     """Export the transformer (token ids -> token embeddings) into `staging`, through the per-model cache."""
+    import onnx
     import torch
     import transformers
 
-    key = f"{weights_sha256[:32]}-torch{torch.__version__}-transformers{transformers.__version__}-opset{OPSET}"
-    cached = cache_dir() / f"{key}-{'-'.join(inputs)}"
+    versions = f"torch{torch.__version__}-transformers{transformers.__version__}-onnx{onnx.__version__}"
+    cached = cache_dir() / f"{weights_sha256[:32]}-{versions}-opset{OPSET}-{'-'.join(inputs)}"
     names = (Path(ONNX_NAME).name, Path(ONNX_DATA_NAME).name)
-    if not all((cached / name).is_file() for name in names):
+    if _cache_is_whole(cached, names):
+        _copy_graph(cached, names, staging)
+        return
+    try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cached.parent) as tmp:
-            _export(auto_model, inputs, Path(tmp) / names[0])
-            shutil.rmtree(cached, ignore_errors=True)
-            os.replace(tmp, cached)
-            os.mkdir(tmp)  # for TemporaryDirectory's own clean-up
+        fresh = Path(tempfile.mkdtemp(prefix=".export-", dir=cached.parent))
+    except OSError:  # no writable cache (a read-only home): export without keeping it
+        fresh = Path(tempfile.mkdtemp(prefix=".export-", dir=staging))
+    try:
+        _export(auto_model, inputs, fresh / names[0])
+        _copy_graph(fresh, names, staging)
+        sums = {name: sha256_file(fresh / name) for name in names}
+        (fresh / _CACHE_SUMS).write_text(json.dumps(sums), encoding="utf-8")
+        shutil.rmtree(cached, ignore_errors=True)  # a damaged earlier export
+        # Another build may have cached the same graph meanwhile (the rename then fails): theirs is as good.
+        with contextlib.suppress(OSError):
+            os.rename(fresh, cached)
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+
+
+def _copy_graph(folder: Path, names: tuple[str, ...], staging: Path) -> None:
     for name, final in zip(names, (ONNX_NAME, ONNX_DATA_NAME), strict=True):
         with atomic_path(staging / final) as tmp_final:
-            shutil.copyfile(cached / name, tmp_final)
+            shutil.copyfile(folder / name, tmp_final)
+
+
+def _cache_is_whole(cached: Path, names: tuple[str, ...]) -> bool:
+    """Whether a cached export is there and unchanged: a damaged cache would fail every later build."""
+    try:
+        sums = json.loads((cached / _CACHE_SUMS).read_text(encoding="utf-8"))
+        return all(sha256_file(cached / name) == sums[name] for name in names)
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def _export(auto_model: Any, inputs: list[str], path: Path) -> None:

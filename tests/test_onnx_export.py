@@ -101,3 +101,20 @@ def test_no_onnx_builds_without_it(partial_xml: Path, tmp_path: Path) -> None:
     assert manifest.query_encoder is None and manifest.no_query_encoder == "built with --no-onnx"
     assert not (out / "encoder").exists()
     assert type(Retriever.open(out).encoder).__name__ == "Encoder"
+
+
+def test_a_damaged_export_cache_is_exported_again(
+    partial_xml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GROUNDSEARCH_CACHE", str(tmp_path / "cache"))
+    first = read_manifest(_build(partial_xml, tmp_path / "a.idx"))
+    (cached,) = (tmp_path / "cache" / "onnx").iterdir()
+    weights = cached / "model.onnx.data"
+    data = bytearray(weights.read_bytes())
+    data[4096] ^= 0x01
+    weights.write_bytes(bytes(data))
+    second = read_manifest(_build(partial_xml, tmp_path / "b.idx"))
+    assert first.query_encoder is not None and second.query_encoder is not None
+    assert second.query_encoder.onnx_data_sha256 == first.query_encoder.onnx_data_sha256
+    assert second.query_encoder.parity["min_cosine"] >= 0.99999
+    assert [p.name for p in (tmp_path / "cache" / "onnx").iterdir()] == [cached.name]  # no temporary left
