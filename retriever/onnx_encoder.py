@@ -153,6 +153,10 @@ def _load_session(path: Path, threads: int) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # Idle intra-op threads sleep instead of spinning: a spinning pool holds the cores that FAISS, tantivy and
+    # the request threads of a server need between two encodes (measured: 2 threads, single query p50 18.3 ms
+    # spinning, 9.2 ms not; batches 163 and 185 queries/s).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # warnings about unused initialisers are noise on every open
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
