@@ -31,6 +31,7 @@ from index_build.faiss_index import (
     saved_blocks,
     write_faiss,
 )
+from index_build.faults import BuildIOError, stage_io
 from index_build.lexical_writer import index_store
 from index_build.read_stage import partial_store, read_corpora
 from index_build.readers import open_corpus
@@ -43,6 +44,7 @@ from index_build.staging import (
     open_staging,
     publish,
     save_state,
+    staging_path,
 )
 from index_build.store_writer import CHECKPOINT_PASSAGES, finish_store, read_checkpoint
 from index_build.tuning import TARGET_RECALL, TUNING_QUERIES, check_target, tune_with_openings
@@ -157,7 +159,7 @@ def build_index(
         for s in sources
     ]
     check_out(out_path, force)
-    staging = out_path.with_name(out_path.name + ".partial")
+    staging = staging_path(out_path)
     identity = identity_of(options, corpora)
     state = open_staging(staging, identity)
     report_stages: list[str] = []
@@ -183,7 +185,8 @@ def build_index(
             save_state(staging, state)
         if not store_path.exists():
             finish_store(partial)
-            os.replace(partial, store_path)
+            with stage_io("store", store_path):
+                os.replace(partial, store_path)
         store = PassageStore(store_path)
         passages = store.count()
         lexical_path = staging / LEXICAL_DIR
@@ -237,8 +240,8 @@ def build_index(
                 )
             except ValueError as exc:
                 raise BuildError(str(exc)) from None
-            with atomic_path(faiss_path) as tmp:
-                write_faiss(index, tmp)
+            with stage_io("FAISS", faiss_path), atomic_path(faiss_path) as tmp:
+                write_faiss(index, tmp, faiss_path)
         vectors_path = staging / VECTORS_NAME
         if options.rescore and not vectors_path.exists():
             write_vectors(shards, vectors_path, encoder.dimension)
@@ -271,7 +274,8 @@ def build_index(
             },
             ann=ann,
         )
-        with atomic_open(staging / MANIFEST_NAME, "w", encoding="utf-8") as fh:
+        manifest_path = staging / MANIFEST_NAME
+        with stage_io("manifest", manifest_path), atomic_open(manifest_path, "w", encoding="utf-8") as fh:
             fh.write(manifest.to_json())
     else:
         report_stages.append("manifest")
@@ -319,4 +323,4 @@ def _bundle_files(staging: Path, lexical: Path | None, vectors: bool = False) ->
     return files
 
 
-__all__ = ["BuildError", "BuildOptions", "BuildReport", "RunOptions", "build_index"]
+__all__ = ["BuildError", "BuildIOError", "BuildOptions", "BuildReport", "RunOptions", "build_index"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,38 @@ def cli_build(*args: str) -> tuple[int, str]:
 
     result = CliRunner().invoke(app, ["build", *args, "--quiet"])
     return result.exit_code, result.stderr
+
+
+def index_rows(store: Path) -> list[tuple[object, ...]]:
+    """Every row of a finished store, documents then passages, in id order; it must hold nothing else."""
+    with sqlite3.connect(store) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        assert tables == ["documents", "passages"]
+        rows = db.execute("SELECT * FROM documents ORDER BY id").fetchall()
+        return rows + db.execute("SELECT * FROM passages ORDER BY id").fetchall()
+
+
+def assert_same_index(got: Path, want: Path, same_sources: bool = True) -> None:
+    """`got` (a resumed build) equals `want` (an uninterrupted one): store rows, FAISS file, tuning, answers.
+
+    `same_sources=False` where the two read copies of the corpus from different paths: the reader counts are
+    then compared without the paths they are keyed by.
+    """
+    from retriever import Retriever
+    from retriever.bundle import FAISS_NAME, STORE_NAME
+
+    assert index_rows(got / STORE_NAME) == index_rows(want / STORE_NAME)
+    digest = [hashlib.sha256((p / FAISS_NAME).read_bytes()).hexdigest() for p in (got, want)]
+    assert digest[0] == digest[1], "the FAISS file differs from the uninterrupted build's"
+    resumed, reference = Retriever.open(got), Retriever.open(want)
+    stats = [r.manifest.extra["reader_stats"] for r in (resumed, reference)]
+    assert (stats[0] if same_sources else list(stats[0].values())) == (
+        stats[1] if same_sources else list(stats[1].values())
+    )
+    assert resumed.manifest.ann == reference.manifest.ann
+    answers = [r.search_batch(CORPUS_QUESTIONS, k=10) for r in (resumed, reference)]
+    for a, b in zip(*answers, strict=True):
+        assert [(h.passage_id, h.text) for h in a] == [(h.passage_id, h.text) for h in b]
 
 
 def nothing_left(out: Path) -> bool:
