@@ -26,7 +26,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import assert_same_index, cli_build
+from conftest import AS_A_USER, assert_same_index, cli_build
 
 from index_build import BuildOptions, RunOptions, build_index
 from index_build.store_writer import read_checkpoint, write_store
@@ -49,17 +49,8 @@ FAULTY_BUILD = textwrap.dedent(
         if result != 0:
             raise OSError(ctypes.get_errno(), what)
 
-    class CapHeader(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class CapData(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
-
-    if fault == "eacces" and os.geteuid() == 0:  # CAP_DAC_OVERRIDE = 1, CAP_DAC_READ_SEARCH = 2
-        header, data = CapHeader(0x20080522, 0), (CapData * 2)()
-        check(libc.capget(ctypes.byref(header), data), "capget")
-        data[0].effective &= ~0b110
-        check(libc.capset(ctypes.byref(header), data), "capset")
+    if fault == "eacces":
+        exec(AS_A_USER)
     if fault in ("erofs", "enospc"):  # before any thread starts: unshare wants a single-threaded process
         check(libc.unshare(CLONE_NEWNS), "unshare")
         check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
@@ -116,6 +107,7 @@ FAULTY_BUILD = textwrap.dedent(
         print("staging kept:", os.path.isdir(out + ".partial"))
     """
 ).format(shard=SHARD)
+FAULTY_BUILD = "AS_A_USER = " + repr(AS_A_USER) + "\n" + FAULTY_BUILD
 
 
 def _build_args(corpus: Path, out: Path, model: Path) -> list[str]:
