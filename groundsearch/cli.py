@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from retriever.errors import GroundsearchError
@@ -375,9 +374,9 @@ def _guard(call: Any, crash_dir: Path | None = None) -> Any:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
-    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-        raise  # typer's own: a bad parameter or an exit status, which typer reports
     except Exception as exc:
+        if type(exc).__module__.partition(".")[0] in ("typer", "click"):
+            raise  # how a command exits or reports a bad parameter (typer.Exit, typer.BadParameter): typer's to show
         message = " ".join(str(exc).split())[:300]
         typer.echo(
             f"error: unexpected {type(exc).__name__}: {message} ({_crash_log(crash_dir)}; please report it)", err=True

@@ -249,9 +249,10 @@ def build_index(
             report_stages.append("tuning")
         else:
             rescorer = ExactVectors(vectors_path, passages, encoder.dimension) if options.rescore else None
-            tuning = tune_with_openings(
-                index, shards, store, encoder, options.target_recall, options.tuning_queries, batch_size, rescorer
-            )
+            with stage_io("tuning", staging / SHARDS_DIR, "read"):  # it reads every shard again
+                tuning = tune_with_openings(
+                    index, shards, store, encoder, options.target_recall, options.tuning_queries, batch_size, rescorer
+                )
             state["ann"] = tuning.record() if tuning is not None else None
             tuning_seconds = tuning.seconds if tuning is not None else None
             save_state(staging, state)

@@ -45,7 +45,7 @@ def _remedy(code: int | None, action: str) -> str:
     if code == errno.EROFS:
         return "make that filesystem writable"
     if code == errno.ENOENT:
-        return "leave the build's files alone while it runs (what is missing is redone)"
+        return "it was deleted during the build: put it back if it is a corpus file (a build file is redone)"
     return "free space or fix permissions"
 
 

@@ -291,6 +291,17 @@ def test_shard_deleted_before_faiss_is_redone(
     assert_same_index(out, reference)
 
 
+def test_shard_deleted_before_tuning(tmp_path: Path, partial_xml: Path, tiny_model: Path) -> None:
+    """Tuning an approximate index reads every shard again; the rerun redoes the shard and keeps the index."""
+    out = tmp_path / "x.idx"
+    args = [*_build_args(partial_xml, out, tiny_model), "--index", "HNSW8"]  # approximate, and needs no training
+    shard = out.with_name("x.idx.partial") / "shards" / "shard-000001.npy"
+    line, kept = _faulty_build("vanish", "index_build.build:tune_with_openings", 1, str(shard), args)
+    assert line.startswith(f"error: tuning: cannot find {shard}: No such file or directory (ENOENT); "), line
+    assert kept
+    assert "(resumed: read, lexical, index kept)" in _rerun(args)
+
+
 def test_corpus_deleted_while_reading(tmp_path: Path, partial_xml: Path, tiny_model: Path, reference: Path) -> None:
     corpus = tmp_path / partial_xml.name
     shutil.copy2(partial_xml, corpus)
