@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default 256 on cuda, 64 on cpu")
     parser.add_argument("--prefetch", type=int, default=2, help="tokenised batches the pipeline keeps ready")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--squad", type=Path, default=None, help="a SQuAD JSON file (default: ../shared/data)")
+    parser.add_argument("--squad", type=Path, default=None, help="a SQuAD JSON file (default: tests/data)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -126,7 +126,7 @@ def _median_seconds(run: Callable[[], Any], repeats: int, sync: Callable[[], Non
 
 
 def _default_squad() -> Path:
-    shared = Path(os.environ.get("GROUNDSEARCH_SHARED_DATA") or ROOT.parent / "shared" / "data")
+    shared = Path(os.environ.get("GROUNDSEARCH_SHARED_DATA") or ROOT / "tests" / "data")
     return shared / "squad" / "squad-dev-v1.1-part-a.json"
 
 

@@ -1,7 +1,7 @@
 """Choose the hybrid fusion by measurement: every fusion variant on the same dense and lexical candidates.
 
-    .venv/bin/groundsearch build ../shared/data/squad/squad-dev-v1.1-part-a.json --format squad --out /tmp/squad.idx
-    .venv/bin/python bench/fusion.py /tmp/squad.idx --qa ../shared/data/squad/squad-dev-v1.1-part-a.json
+    .venv/bin/groundsearch build tests/data/squad/squad-dev-v1.1-part-a.json --format squad --out /tmp/squad.idx
+    .venv/bin/python bench/fusion.py /tmp/squad.idx --qa tests/data/squad/squad-dev-v1.1-part-a.json
 
 Each retriever is asked once per question for its `--depth` best passages; every variant (method, dense
 weight, RRF constant, candidate depth) is then a pure function of those lists, so the comparison is exact and

@@ -1,7 +1,7 @@
 """Choose the highlight scorer by measurement: which span of the gold passage does each scorer pick?
 
-    .venv/bin/groundsearch build ../shared/data/squad/squad-dev-v1.1-part-a.json --format squad --out /tmp/squad.idx
-    .venv/bin/python bench/highlight.py /tmp/squad.idx --qa ../shared/data/squad/squad-dev-v1.1-part-a.json
+    .venv/bin/groundsearch build tests/data/squad/squad-dev-v1.1-part-a.json --format squad --out /tmp/squad.idx
+    .venv/bin/python bench/highlight.py /tmp/squad.idx --qa tests/data/squad/squad-dev-v1.1-part-a.json
 
 Every question is paired with the passage of its gold paragraph that holds its first gold answer (SQuAD's
 `answer_start`, mapped into the passage: with `--format squad` the article is the paragraph's context and a

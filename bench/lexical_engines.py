@@ -4,7 +4,7 @@
 
 What it does, for each engine:
 1. builds a corpus of N passages of real text: sentences from the SQuAD paragraphs and the English Wikipedia
-   dumps in ../shared/data/wiki (read and cleaned with `index_build.readers.open_corpus`), recombined at random
+   dumps in tests/data/wiki (read and cleaned with `index_build.readers.open_corpus`), recombined at random
    (seeded, so the same seed gives the same corpus) into passages of about 100 words, each titled with a real
    title;
 2. builds the lexical index (build seconds, passages/s, bytes on disk per passage), opens it read-only as query

@@ -8,7 +8,7 @@ the same texts (the ceiling), the BM25 index, FAISS build, bytes per passage on 
 each search mode (dense, lexical, hybrid) single-query latency p50/p99 and `search_batch` throughput through
 a real `Retriever` over the pieces just built (k=10, highlights on, as the CLI and the web page search), with
 the bundle's ONNX query encoder (exported and parity-checked here, timed) and, for comparison, with torch.
-Queries are SQuAD dev questions when ../shared/data is present, else passage-derived questions.
+Queries are SQuAD dev questions when tests/data holds them, else passage-derived questions.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def main() -> None:
 
 
 def _queries(texts: list[str], n: int) -> list[str]:
-    squad = Path(os.environ.get("GROUNDSEARCH_SHARED_DATA", ROOT.parent / "shared" / "data")) / "squad"
+    squad = Path(os.environ.get("GROUNDSEARCH_SHARED_DATA") or ROOT / "tests" / "data") / "squad"
     files = sorted(squad.glob("*.json")) if squad.is_dir() else []
     if files:
         data = json.loads(files[0].read_text(encoding="utf-8"))["data"]

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from load import START_TIMEOUT_S, Client, free_port, percentile  # noqa: E402  (stdlib-only HTTP helpers)
 
-SHARED = Path(os.environ.get("GROUNDSEARCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SHARED = Path(os.environ.get("GROUNDSEARCH_SHARED_DATA") or ROOT / "tests" / "data")
 DEMO_DUMP = ROOT / "data" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 CLI_QUERY = "who wrote the nicomachean ethics"
 Row = tuple[str, str, str]  # measure, value, target

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def squad_file() -> Path:
-    shared = Path(os.environ.get("GROUNDSEARCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    shared = Path(os.environ.get("GROUNDSEARCH_SHARED_DATA") or ROOT / "tests" / "data")
     files = sorted((shared / "squad").glob("*.json"))
     if not files:
         raise SystemExit(f"no SQuAD JSON under {shared / 'squad'} (set GROUNDSEARCH_SHARED_DATA)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Annotated, Any
@@ -103,6 +104,7 @@ def build(
     """
     _need_build_extra("build")
     from index_build import BuildOptions, RunOptions, build_index
+    from index_build.staging import staging_path
     from retriever.model import DEFAULT_MODEL
 
     options = BuildOptions(
@@ -120,7 +122,7 @@ def build(
         onnx=onnx,
     )
     run = RunOptions(workers=workers, batch_size=batch_size, device=device, progress=not quiet, ray=ray, gpus=gpus)
-    report = _guard(lambda: build_index(list(sources), out, options, run, force=force))
+    report = _guard(lambda: build_index(list(sources), out, options, run, force=force), staging_path(out))
     m = report.manifest
     resumed = f" (resumed: {', '.join(report.resumed_stages)} kept)" if report.resumed_stages else ""
     typer.echo(f"built {report.out}: {m.documents} documents, {m.passages} passages, FAISS {m.faiss_factory}{resumed}")
@@ -438,8 +440,12 @@ def _need_build_extra(command: str) -> None:
         raise typer.Exit(1)
 
 
-def _guard(call: Any) -> Any:
-    """Run a library call; a user's mistake becomes one line on stderr and exit status 1, not a traceback."""
+def _guard(call: Any, crash_dir: Path | None = None) -> Any:
+    """Run a library call; a user's mistake becomes one line on stderr and exit status 1, not a traceback.
+
+    Anything else is a bug: one line too, naming a log file that holds the traceback for a report (written to
+    `crash_dir` where it exists, as a build's staging directory, else to the temporary directory).
+    """
     try:
         return call()
     except GroundsearchError as exc:
@@ -448,6 +454,42 @@ def _guard(call: Any) -> Any:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
+    except Exception as exc:
+        if type(exc).__module__.partition(".")[0] in ("typer", "click"):
+            raise  # how a command exits or reports a bad parameter (typer.Exit, typer.BadParameter): typer's to show
+        message = " ".join(str(exc).split())[:300]
+        typer.echo(
+            f"error: unexpected {type(exc).__name__}: {message} ({_crash_log(crash_dir)}; please report it)", err=True
+        )
+        raise typer.Exit(1) from None
+
+
+def _crash_log(crash_dir: Path | None) -> str:
+    """Write the exception being handled, with what ran, to a new log file; say where (or why nowhere)."""
+    import platform
+    import sys
+    import tempfile
+    import time
+    import traceback
+
+    from retriever.bundle import package_version
+
+    name = f"groundsearch-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    text = (
+        f"groundsearch {package_version()}, Python {platform.python_version()}, {platform.platform()}\n"
+        f"command: {' '.join(sys.argv)}\n\n{traceback.format_exc()}"
+    )
+    folders = [crash_dir] if crash_dir is not None and crash_dir.is_dir() else []
+    problem = ""
+    for folder in [*folders, None]:
+        try:
+            # gettempdir() tries each candidate by writing to it: on a full disk it raises too.
+            path = (folder or Path(tempfile.gettempdir())) / name
+            path.write_text(text, encoding="utf-8", errors="backslashreplace")
+            return f"traceback in {path}"
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+    return f"no traceback log could be written: {problem}"
 
 
 def main() -> None:

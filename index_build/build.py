@@ -31,6 +31,7 @@ from index_build.faiss_index import (
     saved_blocks,
     write_faiss,
 )
+from index_build.faults import BuildIOError, stage_io
 from index_build.lexical_writer import index_store
 from index_build.onnx_export import query_encoder_stage
 from index_build.read_stage import partial_store, read_corpora
@@ -44,11 +45,13 @@ from index_build.staging import (
     open_staging,
     publish,
     save_state,
+    staging_path,
 )
 from index_build.store_writer import CHECKPOINT_PASSAGES, finish_store, read_checkpoint
 from index_build.tuning import TARGET_RECALL, TUNING_QUERIES, check_target, tune_with_openings
 from index_build.vectors_writer import write_vectors
 from retriever.bundle import (
+    ENCODER_DIR,
     FAISS_NAME,
     MANIFEST_NAME,
     ONNX_DATA_NAME,
@@ -165,7 +168,7 @@ def build_index(
         for s in sources
     ]
     check_out(out_path, force)
-    staging = out_path.with_name(out_path.name + ".partial")
+    staging = staging_path(out_path)
     identity = identity_of(options, corpora)
     state = open_staging(staging, identity)
     report_stages: list[str] = []
@@ -191,7 +194,8 @@ def build_index(
             save_state(staging, state)
         if not store_path.exists():
             finish_store(partial)
-            os.replace(partial, store_path)
+            with stage_io("store", store_path):
+                os.replace(partial, store_path)
         store = PassageStore(store_path)
         passages = store.count()
         lexical_path = staging / LEXICAL_DIR
@@ -245,8 +249,8 @@ def build_index(
                 )
             except ValueError as exc:
                 raise BuildError(str(exc)) from None
-            with atomic_path(faiss_path) as tmp:
-                write_faiss(index, tmp)
+            with stage_io("FAISS", faiss_path), atomic_path(faiss_path) as tmp:
+                write_faiss(index, tmp, faiss_path)
         vectors_path = staging / VECTORS_NAME
         if options.rescore and not vectors_path.exists():
             write_vectors(shards, vectors_path, encoder.dimension)
@@ -254,16 +258,18 @@ def build_index(
             report_stages.append("tuning")
         else:
             rescorer = ExactVectors(vectors_path, passages, encoder.dimension) if options.rescore else None
-            tuning = tune_with_openings(
-                index, shards, store, encoder, options.target_recall, options.tuning_queries, batch_size, rescorer
-            )
+            with stage_io("tuning", staging / SHARDS_DIR, "read"):  # it reads every shard again
+                tuning = tune_with_openings(
+                    index, shards, store, encoder, options.target_recall, options.tuning_queries, batch_size, rescorer
+                )
             state["ann"] = tuning.record() if tuning is not None else None
             tuning_seconds = tuning.seconds if tuning is not None else None
             save_state(staging, state)
         query_encoder: QueryEncoderInfo | None = None
         no_query_encoder: str | None = "built with --no-onnx"
         if options.onnx:
-            query_encoder, no_query_encoder, kept = query_encoder_stage(staging, state, encoder, store, passages)
+            with stage_io("query encoder", staging / ENCODER_DIR):
+                query_encoder, no_query_encoder, kept = query_encoder_stage(staging, state, encoder, store, passages)
             if kept:
                 report_stages.append("query encoder")
             save_state(staging, state)
@@ -290,7 +296,8 @@ def build_index(
             query_encoder=query_encoder,
             no_query_encoder=no_query_encoder,
         )
-        with atomic_open(staging / MANIFEST_NAME, "w", encoding="utf-8") as fh:
+        manifest_path = staging / MANIFEST_NAME
+        with stage_io("manifest", manifest_path), atomic_open(manifest_path, "w", encoding="utf-8") as fh:
             fh.write(manifest.to_json())
     else:
         report_stages.append("manifest")
@@ -344,4 +351,4 @@ def _bundle_files(
     return files
 
 
-__all__ = ["BuildError", "BuildOptions", "BuildReport", "RunOptions", "build_index"]
+__all__ = ["BuildError", "BuildIOError", "BuildOptions", "BuildReport", "RunOptions", "build_index"]

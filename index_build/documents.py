@@ -40,6 +40,20 @@ class Document:
     timestamp: str | None = None
     sections: tuple[Section, ...] = field(default_factory=tuple)
 
+    def unicode_problem(self) -> str | None:
+        """What makes a stored field not valid Unicode (a lone surrogate, which JSON's `\\ud800` can give),
+        or None. Such text cannot be stored as UTF-8, and replacing the character would change the source."""
+        for name in ("source_id", "title", "text", "url", "revision", "timestamp"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                char = value[exc.start]
+                return f"has a lone surrogate {char!r} at character {exc.start} of its {name}: not valid Unicode"
+        return None
+
     def section_spans(self) -> tuple[Section, ...]:
         """The sections, or the whole text as one unnamed section when the reader gave none."""
         return self.sections or (Section("", 0, len(self.text)),)

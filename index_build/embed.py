@@ -6,12 +6,14 @@ the same groups whether or not the build was interrupted, so a resumed build equ
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from index_build.faults import stage_io
 from retriever.bundle import atomic_open, embedding_text
 from retriever.model import Encoder
 from retriever.store import PassageStore
@@ -51,7 +53,8 @@ def embed_passages(
     progress: bool = True,
 ) -> list[Path]:
     """Make sure every shard exists; return their paths in id order. Existing complete shards are kept."""
-    shard_dir.mkdir(parents=True, exist_ok=True)
+    with stage_io("embedding", shard_dir):
+        shard_dir.mkdir(parents=True, exist_ok=True)
     ranges = list(shard_ranges(total, shard_size))
     todo = missing_shards(shard_dir, ranges, encoder.dimension)
     done = total - sum(last - first for _, first, last in todo)
@@ -69,6 +72,11 @@ def embed_shard(
     if len(texts) != last - first:
         raise RuntimeError(f"store returned {len(texts)} passages for ids [{first}, {last})")
     vectors = encoder.encode(texts, batch_size=batch_size)
-    with atomic_open(shard_path(shard_dir, number), "wb") as fh:
-        np.save(fh, vectors)
+    path = shard_path(shard_dir, number)
+    # Serialised first and written by Python: np.save into a file writes with fwrite, whose short write on a
+    # full disk says "N requested and M written" and loses the errno that tells the user why.
+    data = io.BytesIO()
+    np.save(data, vectors)
+    with stage_io("embedding", path), atomic_open(path, "wb") as fh:
+        fh.write(data.getbuffer())
     return last - first

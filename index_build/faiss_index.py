@@ -25,6 +25,7 @@ import faiss
 import numpy as np
 
 from index_build.faiss_gpu import index_to_gpus
+from index_build.faults import stage_io
 from retriever.bundle import atomic_path
 from retriever.faiss_io import ivf_of
 
@@ -68,7 +69,7 @@ def build_faiss(
     index = _empty_index(dimension, factory)
     mergeable = _merges_exactly(index)
     devices = (list(range(faiss.get_num_gpus())) if gpus is None else list(gpus)) if mergeable else []
-    rows = [len(np.load(s, mmap_mode="r")) for s in shards]
+    rows = [len(_load_shard(s, mmap=True)) for s in shards]
     firsts = _offsets(rows)
     if parts_dir is None or not mergeable:
         trained = index if index.is_trained else _train(index, shards, devices)
@@ -80,7 +81,7 @@ def build_faiss(
     else:
         trained = _train(index, shards, devices)
         with atomic_path(trained_path) as tmp:
-            faiss.write_index(trained, str(tmp))
+            write_faiss(trained, tmp, trained_path)
     blocks = add_blocks(rows, add_block)
     paths = [_block_path(parts_dir, number) for number in range(len(blocks))]
 
@@ -88,7 +89,7 @@ def build_faiss(
         block = blocks[number]
         part = _add(trained, [shards[i] for i in block], [firsts[i] for i in block], device, in_place=False)
         with atomic_path(paths[number]) as tmp:
-            faiss.write_index(part, str(tmp))
+            write_faiss(part, tmp, paths[number])
 
     todo = [n for n, path in enumerate(paths) if not _holds(path, sum(rows[i] for i in blocks[n]))]
     if len(devices) > 1:
@@ -186,11 +187,11 @@ def _add(trained: Any, shards: Sequence[Path], firsts: Sequence[int], device: in
     if device is None:
         working = part
     else:
-        arrays = [np.load(s, mmap_mode="r") for s in shards]
+        arrays = [_load_shard(s, mmap=True) for s in shards]
         rows, largest = sum(len(a) for a in arrays), max((a.nbytes for a in arrays), default=0)
         working = index_to_gpus(part, [device], shard=False, vectors=part.ntotal + rows, batch_bytes=largest)
     for first, shard in zip(firsts, shards, strict=True):
-        vectors = np.load(shard)
+        vectors = _load_shard(shard)
         working.add_with_ids(vectors, np.arange(first, first + len(vectors), dtype=np.int64))
     return part if device is None else faiss.index_gpu_to_cpu(working)
 
@@ -199,7 +200,7 @@ def _training_sample(shards: Sequence[Path], index: Any) -> np.ndarray:
     """An evenly spaced, deterministic sample: enough vectors per inverted list, never the whole corpus."""
     ivf = ivf_of(index)
     want = TRAIN_PER_LIST * ivf.nlist if ivf is not None else 100_000
-    arrays = [np.load(s, mmap_mode="r") for s in shards]
+    arrays = [_load_shard(s, mmap=True) for s in shards]
     total = sum(len(a) for a in arrays)
     step = max(1, total // want)
     picked = [
@@ -218,5 +219,17 @@ def _offsets(lengths: Sequence[int]) -> list[int]:
     return offsets
 
 
-def write_faiss(index: Any, path: Path) -> None:
-    faiss.write_index(index, str(path))
+def _load_shard(path: Path, mmap: bool = False) -> np.ndarray:
+    """An embedding shard; one that vanished since it was written is a `BuildIOError` (a rerun redoes it)."""
+    with stage_io("FAISS", path, "read"):
+        return np.load(path, mmap_mode="r" if mmap else None)
+
+
+def write_faiss(index: Any, path: Path, final: Path | None = None) -> None:
+    """Write `index` to `path` (a temporary name for `final`, which errors name), faults as `BuildIOError`.
+
+    Through Python's own file object: faiss' writer reports a full disk as a RuntimeError quoting strerror,
+    Python's as an OSError with the errno, which `stage_io` turns into the one-line message.
+    """
+    with stage_io("FAISS", final or path), open(path, "wb") as fh:
+        faiss.write_index(index, faiss.PyCallbackIOWriter(fh.write))  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from index_build.faults import rust_os_error, stage_io
 from retriever.bundle import embedding_text
 from retriever.lexical import ID_FIELD, TEXT_FIELD, TOKENIZER, analyzer, schema
 from retriever.store import PassageStore
@@ -25,22 +26,28 @@ def write_lexical(directory: Path, passages: Iterable[tuple[int, str]], threads:
     import tantivy
 
     tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        index = tantivy.Index(schema(), path=str(tmp))
-        index.register_tokenizer(TOKENIZER, analyzer())
-        workers = max(1, min(threads or os.cpu_count() or 1, 8))
-        writer = index.writer(heap_size=HEAP_MB * 1_000_000, num_threads=workers)
-        count = 0
-        for passage_id, text in passages:
-            writer.add_document(tantivy.Document(**{ID_FIELD: passage_id, TEXT_FIELD: text}))
-            count += 1
-        writer.commit()
-        writer.wait_merging_threads()
-        os.replace(tmp, directory)
-    finally:
+    with stage_io("lexical", directory):
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            index = tantivy.Index(schema(), path=str(tmp))
+            index.register_tokenizer(TOKENIZER, analyzer())
+            workers = max(1, min(threads or os.cpu_count() or 1, 8))
+            writer = index.writer(heap_size=HEAP_MB * 1_000_000, num_threads=workers)
+            count = 0
+            for passage_id, text in passages:
+                writer.add_document(tantivy.Document(**{ID_FIELD: passage_id, TEXT_FIELD: text}))
+                count += 1
+            writer.commit()
+            writer.wait_merging_threads()
+            os.replace(tmp, directory)
+        except ValueError as exc:  # tantivy's errors, a full disk among them (it quotes the OS error)
+            fault = rust_os_error(exc)
+            if fault is None:
+                raise
+            raise fault from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return count
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from index_build.documents import CorpusError, Document
+from index_build.faults import stage_io
 from index_build.readers import Corpus, CorpusStats
 from index_build.store_writer import CHECKPOINT_PASSAGES, read_checkpoint, write_store
 from retriever.bundle import sha256_file
@@ -67,18 +68,21 @@ def read_corpora(
         names = ", ".join(str(c.path) for c in corpora)
         raise CorpusError(f"{names}: no article has any text to index")
     return ReadResult(
-        sources=[
-            {
-                "path": str(c.path),
-                "format": c.format,
-                "size": Path(c.path).stat().st_size,
-                "sha256": sha256_file(c.path),
-            }
-            for c in corpora
-        ],
+        sources=[_source_record(c) for c in corpora],
         reader_stats={str(c.path): asdict(c.stats) for c in corpora},
         resumed_documents=checkpoint.counts.documents if checkpoint is not None else 0,
     )
+
+
+def _source_record(corpus: Corpus) -> dict[str, Any]:
+    """A corpus file's identity for the manifest, read again now that it is read: it must still be there."""
+    with stage_io("reading", corpus.path, "read"):
+        return {
+            "path": str(corpus.path),
+            "format": corpus.format,
+            "size": Path(corpus.path).stat().st_size,
+            "sha256": sha256_file(corpus.path),
+        }
 
 
 class _Position:

@@ -14,16 +14,17 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from index_build.faults import BuildError, stage_io
 from retriever.bundle import MANIFEST_NAME, atomic_open
-from retriever.errors import GroundsearchError
 
 STATE_NAME = "build-state.json"
 SHARDS_DIR = "shards"
 FAISS_PARTS_DIR = "faiss-parts"  # the trained index and the added blocks, while the FAISS stage runs
 
 
-class BuildError(GroundsearchError):
-    """A build cannot start or continue: the output is taken, or an unfinished build used other options."""
+def staging_path(out: Path) -> Path:
+    """Where a build of `out` works until it is finished: `wiki.idx.partial` beside `wiki.idx`."""
+    return out.with_name(out.name + ".partial")
 
 
 def check_out(out: Path, force: bool) -> None:
@@ -67,9 +68,10 @@ def open_staging(staging: Path, identity: dict[str, Any]) -> dict[str, Any]:
             )
         state["created_now"] = False
         return state
-    if staging.exists():
-        shutil.rmtree(staging)  # no state file: a build killed before it wrote one, nothing to keep
-    staging.mkdir(parents=True)
+    with stage_io("staging", staging):
+        if staging.exists():
+            shutil.rmtree(staging)  # no state file: a build killed before it wrote one, nothing to keep
+        staging.mkdir(parents=True)
     state = {"identity": identity, "created_now": True}
     save_state(staging, state)
     return state
@@ -87,7 +89,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
 
 
 def save_state(staging: Path, state: dict[str, Any]) -> None:
-    with atomic_open(staging / STATE_NAME, "w", encoding="utf-8") as fh:
+    with stage_io("build state", staging / STATE_NAME), atomic_open(staging / STATE_NAME, "w", encoding="utf-8") as fh:
         json.dump({k: v for k, v in state.items() if k != "created_now"}, fh, indent=2)
 
 
@@ -95,14 +97,15 @@ def publish(staging: Path, out: Path) -> None:
     """Swap the finished staging directory into place; the old index goes only after the new one is there."""
     # The state file goes last: a build killed in here finds a staging directory with a manifest and a state
     # file, and only has to finish this swap.
-    shutil.rmtree(staging / SHARDS_DIR, ignore_errors=True)
-    shutil.rmtree(staging / FAISS_PARTS_DIR, ignore_errors=True)
-    old = out.with_name(out.name + ".old")
-    if out.exists():
+    with stage_io("publish", out):
+        shutil.rmtree(staging / SHARDS_DIR, ignore_errors=True)
+        shutil.rmtree(staging / FAISS_PARTS_DIR, ignore_errors=True)
+        old = out.with_name(out.name + ".old")
+        if out.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(out, old)
+        os.replace(staging, out)
         if old.exists():
             shutil.rmtree(old)
-        os.replace(out, old)
-    os.replace(staging, out)
-    if old.exists():
-        shutil.rmtree(old)
-    (out / STATE_NAME).unlink(missing_ok=True)
+        (out / STATE_NAME).unlink(missing_ok=True)

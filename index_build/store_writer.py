@@ -17,7 +17,8 @@ from typing import Any
 
 import sqlite_utils
 
-from index_build.documents import Document
+from index_build.documents import CorpusError, Document
+from index_build.faults import stage_io
 from index_build.passages import split_document
 from retriever.store import SCHEMA
 
@@ -86,10 +87,13 @@ def read_checkpoint(path: Path) -> Checkpoint | None:
 
 def finish_store(path: Path) -> None:
     """Drop the progress table of a completely written store: what is left is the store retriever reads."""
-    db = sqlite_utils.Database(path)
-    with db.conn:
-        db.execute(f"DROP TABLE IF EXISTS {PROGRESS_TABLE}")
-    db.close()
+    with stage_io("store", path):
+        db = sqlite_utils.Database(path)
+        try:
+            with db.conn:
+                db.execute(f"DROP TABLE IF EXISTS {PROGRESS_TABLE}")
+        finally:
+            db.close()
 
 
 def write_store(
@@ -106,14 +110,17 @@ def write_store(
     passages the rows are committed together with `position()` (called right after the last document was
     taken, so it can describe where the documents' reader stands); `read_checkpoint` gives it back after a
     kill, and `resume` continues that file: the caller then gives only the documents after that position.
-    The file is complete when this returns; `finish_store` turns it into a plain store.
+    The file is complete when this returns; `finish_store` turns it into a plain store. A write that fails
+    (disk full...) is a `BuildIOError`; the file then holds the last checkpoint, which a rerun resumes from.
+    A document that is not valid Unicode is a `CorpusError`, raised before any of its rows is written.
     """
-    db = sqlite_utils.Database(path, recreate=resume is None)
-    # A rollback journal without syncing: a killed process (not a crashed machine) leaves the file as of its
-    # last commit, and appends journal little, since new pages have no old content to save.
-    db.execute("PRAGMA synchronous = OFF")
-    if resume is None:
-        db.conn.executescript(f"BEGIN; {SCHEMA} {_PROGRESS_SCHEMA} COMMIT;")
+    with stage_io("reading", path):
+        db = sqlite_utils.Database(path, recreate=resume is None)
+        # A rollback journal without syncing: a killed process (not a crashed machine) leaves the file as of its
+        # last commit, and appends journal little, since new pages have no old content to save.
+        db.execute("PRAGMA synchronous = OFF")
+        if resume is None:
+            db.conn.executescript(f"BEGIN; {SCHEMA} {_PROGRESS_SCHEMA} COMMIT;")
     counts = replace(resume.counts) if resume is not None else StoreCounts()
     doc_rows: list[dict[str, Any]] = []
     passage_rows: list[dict[str, Any]] = []
@@ -121,17 +128,21 @@ def write_store(
     def checkpoint(complete: bool = False) -> None:
         # insert_all commits per batch; the progress row is written last, so rows past it are only ever
         # ahead of it, and read_checkpoint deletes them.
-        db.table("documents").insert_all(doc_rows, batch_size=_BATCH)
-        db.table("passages").insert_all(passage_rows, batch_size=_BATCH)
-        with db.conn:
-            db.execute(
-                f"UPDATE {PROGRESS_TABLE} SET documents = ?, passages = ?, position = ?, complete = ?",
-                [counts.documents, counts.passages, json.dumps(position()), int(complete)],
-            )
+        with stage_io("reading", path):
+            db.table("documents").insert_all(doc_rows, batch_size=_BATCH)
+            db.table("passages").insert_all(passage_rows, batch_size=_BATCH)
+            with db.conn:
+                db.execute(
+                    f"UPDATE {PROGRESS_TABLE} SET documents = ?, passages = ?, position = ?, complete = ?",
+                    [counts.documents, counts.passages, json.dumps(position()), int(complete)],
+                )
         doc_rows.clear()
         passage_rows.clear()
 
     for source, document in documents:
+        problem = document.unicode_problem()
+        if problem is not None:  # readers skip such records under --skip-errors; this one got through
+            raise CorpusError(f"{source}: article {document.title!r} {problem}; SQLite cannot store it")
         rows = list(_passage_rows(document, counts.documents, counts.passages, passage_words))
         if not rows:
             continue
@@ -152,7 +163,8 @@ def write_store(
         if len(passage_rows) >= checkpoint_passages:
             checkpoint()
     checkpoint(complete=True)
-    db.close()
+    with stage_io("reading", path):
+        db.close()
     return counts
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from index_build.faults import stage_io
 from retriever.bundle import atomic_path
 
 
@@ -16,9 +19,10 @@ def write_vectors(shards: Sequence[Path], path: Path, dimension: int) -> int:
     Shard by shard into a memory-mapped output, so memory stays at one shard whatever the corpus size;
     written under a temporary name and renamed, like every bundle file.
     """
-    total = sum(int(np.load(s, mmap_mode="r").shape[0]) for s in shards)
-    with atomic_path(path) as tmp:
+    with stage_io("vectors", path), atomic_path(path) as tmp:
+        total = sum(int(np.load(s, mmap_mode="r").shape[0]) for s in shards)
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(total, dimension))
+        _reserve(tmp)
         first = 0
         for shard in shards:
             block = np.load(shard, mmap_mode="r")
@@ -27,3 +31,13 @@ def write_vectors(shards: Sequence[Path], path: Path, dimension: int) -> int:
         out.flush()
         del out
     return total
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the file's blocks now: a memory map that meets a full disk later dies of SIGBUS, no message."""
+    with open(path, "r+b") as fh:
+        try:
+            os.posix_fallocate(fh.fileno(), 0, os.fstat(fh.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):  # else: cannot reserve, map as is
+                raise

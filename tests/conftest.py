@@ -1,8 +1,10 @@
-"""Shared fixtures: the real data in ../shared/data, the shipped sample, and indexes built once per session."""
+"""Shared fixtures: the real data in tests/data, the shipped sample, and indexes built once per session."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,25 @@ CORPUS_QUESTIONS = [
 ]
 
 
+# Python run first in a child process that must be held to file permissions: root ignores them unless it drops
+# CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (1 and 2) from its effective set, as this does (a no-op for a user).
+AS_A_USER = """
+import ctypes, os
+if os.geteuid() == 0:
+    class CapHeader(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+    class CapData(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = CapHeader(0x20080522, 0), (CapData * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    data[0].effective &= ~0b110
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+"""
+
+
 def cli_build(*args: str) -> tuple[int, str]:
     """`groundsearch build ARGS --quiet` in this process: its exit status and its stderr."""
     from typer.testing import CliRunner
@@ -33,21 +54,76 @@ def cli_build(*args: str) -> tuple[int, str]:
     return result.exit_code, result.stderr
 
 
+def index_rows(store: Path) -> list[tuple[object, ...]]:
+    """Every row of a finished store, documents then passages, in id order; it must hold nothing else."""
+    with sqlite3.connect(store) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        assert tables == ["documents", "passages"]
+        rows = db.execute("SELECT * FROM documents ORDER BY id").fetchall()
+        return rows + db.execute("SELECT * FROM passages ORDER BY id").fetchall()
+
+
+def assert_same_index(got: Path, want: Path, same_sources: bool = True) -> None:
+    """`got` (a resumed build) equals `want` (an uninterrupted one): store rows, FAISS file, tuning, answers.
+
+    `same_sources=False` where the two read copies of the corpus from different paths: the reader counts are
+    then compared without the paths they are keyed by.
+    """
+    from retriever import Retriever
+    from retriever.bundle import FAISS_NAME, STORE_NAME
+
+    assert index_rows(got / STORE_NAME) == index_rows(want / STORE_NAME)
+    digest = [hashlib.sha256((p / FAISS_NAME).read_bytes()).hexdigest() for p in (got, want)]
+    assert digest[0] == digest[1], "the FAISS file differs from the uninterrupted build's"
+    resumed, reference = Retriever.open(got), Retriever.open(want)
+    stats = [r.manifest.extra["reader_stats"] for r in (resumed, reference)]
+    assert (stats[0] if same_sources else list(stats[0].values())) == (
+        stats[1] if same_sources else list(stats[1].values())
+    )
+    assert resumed.manifest.ann == reference.manifest.ann
+    answers = [r.search_batch(CORPUS_QUESTIONS, k=10) for r in (resumed, reference)]
+    for a, b in zip(*answers, strict=True):
+        assert [(h.passage_id, h.text) for h in a] == [(h.passage_id, h.text) for h in b]
+
+
 def nothing_left(out: Path) -> bool:
     """Neither an index nor a staging directory at `out`: what a build that failed at once must leave."""
     return not out.exists() and not out.with_name(out.name + ".partial").exists()
 
 
 def shared_data() -> Path:
-    return Path(os.environ.get("GROUNDSEARCH_SHARED_DATA", ROOT.parent / "shared" / "data"))
+    """The real data the tests read: tests/data, in the repository (GROUNDSEARCH_SHARED_DATA names another copy)."""
+    return Path(os.environ.get("GROUNDSEARCH_SHARED_DATA") or ROOT / "tests" / "data")
+
+
+WIKI = shared_data() / "wiki"
+SQUAD = shared_data() / "squad" / "squad-dev-v1.1-part-a.json"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def need(path: Path) -> Path:
+    """`path`, which the calling test needs: when it is missing the test skips, or under CI=true fails, since
+    CI must run every test that does not need a GPU or a second machine."""
+    if not path.exists():
+        message = f"test data not found at {path} (tests/data in the repository, or GROUNDSEARCH_SHARED_DATA)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_data(path): the test reads this file or folder; see conftest.need")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for mark in item.iter_markers("needs_data"):
+        need(mark.args[0])
 
 
 @pytest.fixture(scope="session")
 def wiki_dir() -> Path:
-    path = shared_data() / "wiki"
-    if not path.is_dir():
-        pytest.skip(f"shared data not found at {path}")
-    return path
+    return need(WIKI)
 
 
 @pytest.fixture(scope="session")

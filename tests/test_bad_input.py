@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from conftest import cli_build, nothing_left
 
 from index_build import BuildError, BuildOptions, CorpusError, RunOptions, build_index
 from retriever import IndexCorrupt, IndexNotFound, ModelMismatch, Retriever
-from retriever.bundle import FAISS_NAME, MANIFEST_NAME
+from retriever.bundle import FAISS_NAME, MANIFEST_NAME, STORE_NAME
 
 QUIET = RunOptions(progress=False, workers=1)
 
@@ -125,3 +126,59 @@ def test_not_an_index_and_corrupt_files(tmp_path: Path, small_index: Path) -> No
     faiss_file.unlink()
     with pytest.raises(IndexCorrupt, match="missing"):
         Retriever.open(broken)
+
+
+def _jsonl(tmp_path: Path, bad: str) -> Path:
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text(
+        '{"id": "1", "title": "A", "text": "Aristotle wrote the Nicomachean Ethics."}\n'
+        f"{bad}\n"
+        '{"id": "3", "title": "C", "text": "Albedo is the fraction of light a surface reflects."}\n',
+        encoding="utf-8",
+    )
+    return corpus
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        ('{"id": "2", "title": "B", "text": "lone \\ud800 surrogate"}', "text"),
+        ('{"id": "2", "title": "B\\udfff", "text": "a title with a lone low surrogate"}', "title"),
+        ('{"id": "2\\ud83d", "title": "B", "text": "half of an emoji in the id"}', "source_id"),
+    ],
+)
+def test_lone_surrogate_is_a_bad_record(tmp_path: Path, tiny_model: Path, record: str, field: str) -> None:
+    """Valid JSON, not valid Unicode: an error naming the line without --skip-errors, skipped and counted with."""
+    corpus = _jsonl(tmp_path, record)
+    out = tmp_path / "x.idx"
+    code, err = cli_build(str(corpus), "--out", str(out), "--model", str(tiny_model))
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert f"error: {corpus}, line 2: record " in err and "has a lone surrogate" in err and f"of its {field}" in err
+    assert "use --skip-errors" in err
+    assert not out.exists() and not out.with_name("x.idx.partial").exists()
+
+    code, err = cli_build(str(corpus), "--out", str(out), "--model", str(tiny_model), "--skip-errors")
+    assert code == 0 and "warning: 1 malformed pages or lines were skipped" in err
+    with sqlite3.connect(out / STORE_NAME) as db:
+        assert db.execute("SELECT source_id, title FROM documents ORDER BY id").fetchall() == [("1", "A"), ("3", "C")]
+        texts = [t for (t,) in db.execute("SELECT text FROM passages ORDER BY id")]
+    assert texts == [
+        "Aristotle wrote the Nicomachean Ethics.",
+        "Albedo is the fraction of light a surface reflects.",
+    ]
+
+
+def test_lone_surrogate_in_a_squad_paragraph(tmp_path: Path, tiny_model: Path) -> None:
+    corpus = tmp_path / "squad.json"
+    corpus.write_text(
+        '{"data": [{"title": "Albedo", "paragraphs": [{"context": "Albedo is reflectivity.", "qas": []}, '
+        '{"context": "bad \\udc80 byte", "qas": []}]}]}',
+        encoding="utf-8",
+    )
+    out = tmp_path / "x.idx"
+    code, err = cli_build(str(corpus), "--out", str(out), "--model", str(tiny_model), "--format", "squad")
+    assert code == 1 and "data[0].paragraphs[1] ('Albedo') has a lone surrogate" in err and "--skip-errors" in err
+    code, err = cli_build(
+        str(corpus), "--out", str(out), "--model", str(tiny_model), "--format", "squad", "--skip-errors"
+    )
+    assert code == 0 and "1 malformed" in err

@@ -7,11 +7,11 @@ The corpus is the first two articles of the SQuAD dev file (99 paragraphs, 129 p
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SQUAD
 from typer.testing import CliRunner
 
 from groundsearch.cli import app
@@ -19,11 +19,7 @@ from index_build import BuildOptions, RunOptions, build_index
 from index_build.evaluation import EvaluationReport, evaluate, read_questions
 from retriever import Retriever
 
-SHARED_DATA = Path(
-    os.environ.get("GROUNDSEARCH_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
-)
-SQUAD = SHARED_DATA / "squad" / "squad-dev-v1.1-part-a.json"
-pytestmark = pytest.mark.skipif(not SQUAD.is_file(), reason=f"no SQuAD file at {SQUAD}")
+pytestmark = pytest.mark.needs_data(SQUAD)
 runner = CliRunner()
 ARTICLES = 2
 LIMIT = 60

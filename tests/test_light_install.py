@@ -4,7 +4,6 @@ bundle that the full install built, with the same answers, and says in one line 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import time
@@ -12,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS_QUESTIONS, ROOT
+from conftest import CORPUS_QUESTIONS, IN_CI, ROOT
 
 from retriever import Retriever
 
@@ -24,7 +23,7 @@ LIGHT = ROOT / ".venv-light" / "bin"
 def light_bin() -> Path:
     if not (LIGHT / "python").exists():
         message = f"no query-only install at {LIGHT.parent}; make it with: make light"
-        if os.environ.get("CI"):
+        if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
     return LIGHT

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bz2
 import json
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import SQUAD
 
 import retriever.pipelined_encode as pe
 from retriever.bundle import embedding_text
@@ -24,8 +24,6 @@ from retriever.model import packaged_model_dir
 from retriever.pipelined_encode import encode_pipelined
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("GROUNDSEARCH_SHARED_DATA") or ROOT.parent / "shared" / "data")
-SQUAD = SHARED_DATA / "squad" / "squad-dev-v1.1-part-a.json"
 SAMPLE = ROOT / "data" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 WORD_COUNTS = (1, 3, 8, 20, 45, 100, 160)  # cycled over the paragraphs: lengths from one word to a full passage
 
@@ -33,7 +31,7 @@ pytestmark = pytest.mark.skipif(packaged_model_dir() is None, reason="gt-all-min
 
 
 def _paragraphs() -> Iterator[tuple[str, str]]:
-    """(title, text) pairs of real prose: SQuAD when ../shared/data has it, else lines of the shipped sample."""
+    """(title, text) pairs of real prose: SQuAD (tests/data), else lines of the shipped sample."""
     if SQUAD.is_file():
         for article in json.loads(SQUAD.read_text(encoding="utf-8"))["data"]:
             for paragraph in article["paragraphs"]:

@@ -1,4 +1,4 @@
-"""Corpus readers on the real Wikipedia exports in shared/data/wiki, and on small JSONL/BEIR/Parquet files.
+"""Corpus readers on the real Wikipedia exports in tests/data/wiki, and on small JSONL/BEIR/Parquet files.
 
 Page counts are checked against an independent count of the raw XML (plain string matching), so a reader that
 silently loses pages fails here.
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import bz2
 import json
-import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
@@ -17,18 +18,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import AS_A_USER, WIKI
 
 from index_build.documents import CorpusError, Document
 from index_build.readers import FORMATS, Corpus, CorpusStats, detect_format, open_corpus
 from index_build.readers.urls import page_url
 from index_build.readers.wikitext import DROPPED_SECTIONS, wikitext_to_text
 
-SHARED_DATA = Path(
-    os.environ.get("GROUNDSEARCH_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
-)
-WIKI = SHARED_DATA / "wiki"
-WIKI_FILES = sorted(p.name for p in WIKI.iterdir()) if WIKI.is_dir() else []
-needs_wiki = pytest.mark.skipif(not WIKI_FILES, reason=f"no real data in {WIKI}")
+needs_wiki = pytest.mark.needs_data(WIKI)
 
 ENWIKI = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 BENCH = "camchenry-wikidump_benches_enwiki-10k.xml.bz2"
@@ -36,6 +33,9 @@ PARTIAL = "camchenry-wikidump_tests_enwiki-articles-partial.xml"
 BGWIKI = "bgwiki-latest-pages-articles-shortened.xml.bz2"
 ZULKO = "zulko-wiki_dump_extractor_tiny_dump.xml.bz2"
 TABLES = "enwiki-table-markup.xml.bz2"
+SIMPLE = "camchenry-wikidump_tests_simplewiki.xml.bz2"
+# Named, not listed from the folder: a missing folder must not turn the tests over them into an empty set.
+WIKI_FILES = sorted([ENWIKI, BENCH, PARTIAL, BGWIKI, ZULKO, TABLES, SIMPLE])
 
 # Markup that must never survive cleaning.
 LEFTOVERS = ("{{", "}}", "<ref", "[[", "]]", "<!--", "{|", "|}", "'''", "File:", "Category:")
@@ -73,7 +73,7 @@ def parsed() -> dict[str, tuple[list[Document], CorpusStats]]:
 
 @needs_wiki
 def test_seven_real_exports_are_present() -> None:
-    assert len(WIKI_FILES) == 7
+    assert sorted(p.name for p in WIKI.iterdir()) == WIKI_FILES
     assert all(detect_format(WIKI / name) == "mediawiki" for name in WIKI_FILES)
 
 
@@ -361,13 +361,15 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         open_corpus(tmp_path)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads any file")
 def test_unreadable_file(tmp_path: Path) -> None:
+    """In a child held to file permissions (conftest.AS_A_USER): root reads any file."""
     path = tmp_path / "secret.jsonl"
     path.write_text('{"id": 1, "text": "x"}\n')
     path.chmod(0)
-    with pytest.raises(CorpusError, match="cannot read .*secret.jsonl: permission denied"):
-        open_corpus(path)
+    code = AS_A_USER + f"from index_build.readers import open_corpus\nopen_corpus({str(path)!r})\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert f"CorpusError: cannot read {path}: permission denied" in result.stderr
 
 
 def test_unknown_format(tmp_path: Path) -> None:

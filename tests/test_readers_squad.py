@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from conftest import SQUAD
 
 from index_build.documents import CorpusError
 from index_build.evaluation import read_questions
 from index_build.readers import detect_format, open_corpus
 
-SHARED_DATA = Path(
-    os.environ.get("GROUNDSEARCH_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
-)
-SQUAD = SHARED_DATA / "squad" / "squad-dev-v1.1-part-a.json"
-needs_squad = pytest.mark.skipif(not SQUAD.is_file(), reason=f"no SQuAD file at {SQUAD}")
+needs_squad = pytest.mark.needs_data(SQUAD)
 
 
 @pytest.fixture(scope="module")

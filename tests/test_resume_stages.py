@@ -9,7 +9,6 @@ rerun is the plain CLI command, with nothing wrapped. The builds embed with the 
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import subprocess
 import sys
@@ -19,15 +18,13 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
-from conftest import RESUME_SHARD_SIZE
+from conftest import RESUME_SHARD_SIZE, assert_same_index
 
 from index_build import BuildOptions, RunOptions, build_index
 from index_build.faiss_index import add_blocks, build_faiss
-from retriever import Retriever
-from retriever.bundle import FAISS_NAME, STORE_NAME
+from retriever.bundle import STORE_NAME
 
 FACTORY = "IVF8,Flat"
-QUERIES = ["hotel in Prince Edward Island", "gunpowder", "complex manifold", "polymer"]
 
 # Runs a build in which the Nth call of one stage's function SIGKILLs the process (argv: stage, N, corpus, out).
 KILLED_BUILD = textwrap.dedent(
@@ -90,25 +87,6 @@ def _rerun(corpus: Path, out: Path, model: Path) -> str:
     return rerun.stdout
 
 
-def _rows(store: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(store) as db:
-        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        assert tables == ["documents", "passages"]
-        rows = db.execute("SELECT * FROM documents ORDER BY id").fetchall()
-        return rows + db.execute("SELECT * FROM passages ORDER BY id").fetchall()
-
-
-def _assert_same_index(got: Path, want: Path) -> None:
-    assert _rows(got / STORE_NAME) == _rows(want / STORE_NAME)
-    digest = [hashlib.sha256((p / FAISS_NAME).read_bytes()).hexdigest() for p in (got, want)]
-    assert digest[0] == digest[1], "the FAISS file differs from the uninterrupted build's"
-    resumed, reference = Retriever.open(got), Retriever.open(want)
-    assert resumed.manifest.extra["reader_stats"] == reference.manifest.extra["reader_stats"]
-    assert resumed.manifest.ann == reference.manifest.ann
-    for a, b in zip(resumed.search_batch(QUERIES, k=10), reference.search_batch(QUERIES, k=10), strict=True):
-        assert [(h.passage_id, h.text) for h in a] == [(h.passage_id, h.text) for h in b]
-
-
 def test_build_killed_while_reading_resumes_after_its_last_checkpoint(
     tmp_path: Path, corpus_xml: Path, ivf_reference: Path, tiny_model: Path
 ) -> None:
@@ -123,7 +101,7 @@ def test_build_killed_while_reading_resumes_after_its_last_checkpoint(
     assert 150 <= kept_passages < stored, (kept_passages, stored)  # rows past the last checkpoint are on disk
     stdout = _rerun(corpus_xml, out, tiny_model)
     assert f"(resumed: {kept_documents} articles read kept)" in stdout, stdout
-    _assert_same_index(out, ivf_reference)
+    assert_same_index(out, ivf_reference)
 
 
 def test_build_killed_while_adding_to_faiss_keeps_training_and_saved_blocks(
@@ -135,7 +113,7 @@ def test_build_killed_while_adding_to_faiss_keeps_training_and_saved_blocks(
     assert sorted(p.name for p in parts.iterdir()) == ["added-000000.faiss", "added-000001.faiss", "trained.faiss"]
     stdout = _rerun(corpus_xml, out, tiny_model)  # the default block size differs: the first run's is kept in its state
     assert "(resumed: read, lexical, FAISS training, 2 FAISS blocks kept)" in stdout, stdout
-    _assert_same_index(out, ivf_reference)
+    assert_same_index(out, ivf_reference)
 
 
 @pytest.mark.parametrize("factory", ["IVF16,Flat", "IVF16,SQ8", "IVF16,PQ8np", "PCA32,IVF16,Flat"])

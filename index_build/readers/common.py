@@ -12,6 +12,7 @@ from index_build.documents import CorpusError
 
 BZ2_MAGIC = b"BZh"
 GZIP_MAGIC = b"\x1f\x8b"
+SKIP_HINT = "fix it, or use --skip-errors to skip and count such records"
 
 
 @dataclass

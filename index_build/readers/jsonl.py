@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from index_build.documents import CorpusError, Document, Section
-from index_build.readers.common import CorpusStats, one_line, open_binary
+from index_build.readers.common import SKIP_HINT, CorpusStats, one_line, open_binary
 from index_build.readers.urls import normalise_prefix, page_url
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def read_jsonl(
                 document = _document(raw, id_key, flavour == "jsonl", prefix)
             except _BadLine as exc:
                 if not skip_errors:
-                    raise CorpusError(f"{path}, line {number}: {exc}") from None
+                    raise CorpusError(f"{path}, line {number}: {exc}; {SKIP_HINT}") from None
                 stats.errors_skipped += 1
                 logger.warning("skipping %s, line %d: %s", path, number, exc)
                 continue
@@ -98,13 +98,17 @@ def _document(raw: bytes, id_key: str, has_url: bool, prefix: str | None) -> Doc
         raise _BadLine('"url" must be a string')
     if url is None and prefix and title:
         url = page_url(prefix, title)
-    return Document(
+    document = Document(
         source_id=str(record[id_key]),
         title=title,
         text=text,
         url=url or None,
         sections=(Section("", 0, len(text)),),
     )
+    problem = document.unicode_problem()
+    if problem is not None:
+        raise _BadLine(f"record {title!r} {problem}")
+    return document
 
 
 def _stream_error(path: Path, number: int, exc: BaseException, stats: CorpusStats, skip_errors: bool) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from index_build.documents import CorpusError, Document, Section
-from index_build.readers.common import CorpusStats, one_line, open_binary
+from index_build.readers.common import SKIP_HINT, CorpusStats, one_line, open_binary
 from index_build.readers.urls import normalise_prefix, page_url
 
 logger = logging.getLogger(__name__)
@@ -111,18 +111,23 @@ def read_squad(
             if not context.strip():
                 stats.empty_skipped += 1
                 continue
-            stats.documents += 1
-            yield Document(
+            document = Document(
                 source_id=paragraph_id(a, p),
                 title=title,
                 text=context,
                 url=url,
                 sections=(Section("", 0, len(context)),),
             )
+            problem = document.unicode_problem()
+            if problem is not None:
+                _bad(path, ValueError(f"data[{a}].paragraphs[{p}] ({title!r}) {problem}"), stats, skip_errors)
+                continue
+            stats.documents += 1
+            yield document
 
 
 def _bad(path: Path, exc: ValueError, stats: CorpusStats, skip_errors: bool) -> None:
     if not skip_errors:
-        raise CorpusError(f"{path}: {exc} (a SQuAD file has data[].title and data[].paragraphs[].context)")
+        raise CorpusError(f"{path}: {exc} (a SQuAD file has data[].title and data[].paragraphs[].context); {SKIP_HINT}")
     stats.errors_skipped += 1
     logger.warning("skipping %s: %s", path, exc)
