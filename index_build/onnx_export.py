@@ -67,12 +67,17 @@ def cache_dir() -> Path:
 
 
 def export_query_encoder(
-    model: SentenceTransformer, weights_sha256: str, staging: Path, passages: list[str]
+    model: SentenceTransformer,
+    weights_sha256: str,
+    staging: Path,
+    passages: list[str],
+    known: np.ndarray | None = None,
 ) -> tuple[QueryEncoderInfo | None, str | None]:
     """Write encoder/ into `staging` and return its manifest record, or (None, why) for a model it cannot do.
 
     `model` must be the float32 CPU model: parity is measured against it. `passages` are texts as the build
-    embeds them (template applied); their first words stand in for questions.
+    embeds them (template applied); their first words stand in for questions. `known` may hold the model's
+    vectors of `passages` already (a CPU build's own shards), which saves encoding the long texts again.
     """
     try:
         transformer, pooling = _pipeline(model)
@@ -103,7 +108,11 @@ def export_query_encoder(
         parity={},
         opset=OPSET,
     )
-    parity = measure_parity(model, staging, info, parity_texts(passages))
+    texts = parity_texts(passages)
+    parity = measure_parity(model, staging, info, texts, known)
+    if parity["min_cosine"] < MIN_COSINE and known is not None:
+        # Shards from an earlier run on another device (a resumed build) are not the CPU model's own vectors.
+        parity = measure_parity(model, staging, info, texts)
     if parity["min_cosine"] < MIN_COSINE:
         raise BuildError(
             f"the ONNX query encoder differs from the model (lowest cosine {parity['min_cosine']:.7f} over "
@@ -117,15 +126,23 @@ def parity_texts(passages: list[str]) -> list[str]:
     return [*passages, *(" ".join(text.split()[:QUESTION_WORDS]) for text in passages)]
 
 
-def measure_parity(model: SentenceTransformer, staging: Path, info: QueryEncoderInfo, texts: list[str]) -> dict:
-    """Largest absolute difference and lowest cosine between the graph's vectors and the model's own."""
+def measure_parity(
+    model: SentenceTransformer,
+    staging: Path,
+    info: QueryEncoderInfo,
+    texts: list[str],
+    known: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Largest absolute difference and lowest cosine between the graph's vectors and the model's own (the first
+    `len(known)` of which may be given)."""
     from retriever.pipelined_encode import embedding_dimension
 
     onnx = OnnxEncoder(staging, info, "parity", int(embedding_dimension(model) or 0))
     ours = onnx.encode(texts, batch_size=32)
-    theirs = np.asarray(
-        model.encode(texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True), dtype=np.float32
-    )
+    done = 0 if known is None else len(known)
+    rest = model.encode(texts[done:], batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+    parts = [np.asarray(rest, dtype=np.float32).reshape(len(texts) - done, ours.shape[1])]
+    theirs = np.concatenate([np.asarray(known, dtype=np.float32), *parts]) if known is not None else parts[0]
     cosines = (ours * theirs).sum(axis=1)
     return {
         "texts": len(texts),
@@ -275,10 +292,16 @@ def _export(auto_model: Any, inputs: list[str], path: Path) -> None:
 
 
 def query_encoder_stage(
-    staging: Path, state: dict[str, Any], encoder: Encoder, store: PassageStore, passages: int
+    staging: Path,
+    state: dict[str, Any],
+    encoder: Encoder,
+    store: PassageStore,
+    passages: int,
+    shards: list[Path] | None = None,
 ) -> tuple[QueryEncoderInfo | None, str | None, bool]:
     """The build's query-encoder stage: (record, why none, kept from a killed build?). Parity is measured
-    against a float32 CPU copy of the model, whatever device the build embedded on."""
+    against a float32 CPU copy of the model, whatever device the build embedded on; `shards`, when the build's
+    CPU encoder wrote them, already hold that model's vectors of the passages."""
     kept = state.get("query_encoder")
     if kept is not None and (kept["info"] is None or _files_match(staging, kept["info"])):
         info = QueryEncoderInfo(**kept["info"]) if kept["info"] is not None else None
@@ -287,7 +310,8 @@ def query_encoder_stage(
     ids = sorted({int(i) for i in np.linspace(0, passages - 1, min(PARITY_PASSAGES, passages))}) if passages else []
     fetched = store.fetch(ids)
     texts = [embedding_text(p.title, p.section, p.text) for p in (fetched[i] for i in ids)]
-    info, why = export_query_encoder(cpu.sentence_transformer, encoder.identity.weights_sha256, staging, texts)
+    known = _shard_rows(shards, ids) if shards and encoder.device == "cpu" else None
+    info, why = export_query_encoder(cpu.sentence_transformer, encoder.identity.weights_sha256, staging, texts, known)
     state["query_encoder"] = {"info": dataclasses.asdict(info) if info is not None else None, "why": why}
     return info, why, False
 
@@ -297,3 +321,10 @@ def _files_match(staging: Path, info: dict[str, Any]) -> bool:
         (staging / info[name]).is_file() and sha256_file(staging / info[name]) == info[f"{name}_sha256"]
         for name in ("onnx", "onnx_data", "tokenizer")
     )
+
+
+def _shard_rows(shards: list[Path], ids: list[int]) -> np.ndarray:
+    """Rows `ids` of the embedding shards (every shard but the last holds the same number of rows)."""
+    first = np.load(shards[0], mmap_mode="r")
+    per_shard = len(first)
+    return np.stack([np.load(shards[i // per_shard], mmap_mode="r")[i % per_shard] for i in ids])
