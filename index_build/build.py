@@ -269,10 +269,8 @@ def build_index(
         no_query_encoder: str | None = "built with --no-onnx"
         if options.onnx:
             with stage_io("query encoder", staging / ENCODER_DIR):
-                # Shards this process's CPU encoder wrote hold the model's own vectors: parity reuses them.
-                in_process = run.ray is None and (devices is None or len(devices) <= 1)
                 query_encoder, no_query_encoder, kept = query_encoder_stage(
-                    staging, state, encoder, store, passages, shards if in_process else None
+                    staging, state, encoder, store, passages, shards
                 )
             if kept:
                 report_stages.append("query encoder")

@@ -90,7 +90,7 @@ def export_query_encoder(
     onnx_path, tokenizer_path = staging / ONNX_NAME, staging / TOKENIZER_NAME
     _write_graph(transformer.auto_model, inputs, weights_sha256, staging)
     with atomic_path(tokenizer_path) as tmp:
-        tmp.write_text(tokenizer.backend_tokenizer.to_str(), encoding="utf-8")
+        tmp.write_text(_tokenizer_json(tokenizer), encoding="utf-8")
     info = QueryEncoderInfo(
         onnx=ONNX_NAME,
         onnx_sha256=sha256_file(onnx_path),
@@ -111,7 +111,7 @@ def export_query_encoder(
     texts = parity_texts(passages)
     parity = measure_parity(model, staging, info, texts, known)
     if parity["min_cosine"] < MIN_COSINE and known is not None:
-        # Shards from an earlier run on another device (a resumed build) are not the CPU model's own vectors.
+        # Shards made on a GPU (fp16) are not the CPU model's own float32 vectors: ask the model itself.
         parity = measure_parity(model, staging, info, texts)
     if parity["min_cosine"] < MIN_COSINE:
         raise BuildError(
@@ -119,6 +119,18 @@ def export_query_encoder(
             f"{parity['texts']} texts, below {MIN_COSINE}); build with --no-onnx to query through torch"
         )
     return dataclasses.replace(info, parity=parity), None
+
+
+def _tokenizer_json(tokenizer: Any) -> str:
+    """The fast tokenizer as tokenizer.json, without the truncation and padding that transformers leaves set
+    from whatever it last encoded (which would make the file, and the bundle, differ from build to build);
+    the query encoder sets both itself."""
+    from tokenizers import Tokenizer
+
+    clean = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    clean.no_truncation()
+    clean.no_padding()
+    return clean.to_str()
 
 
 def parity_texts(passages: list[str]) -> list[str]:
@@ -300,8 +312,9 @@ def query_encoder_stage(
     shards: list[Path] | None = None,
 ) -> tuple[QueryEncoderInfo | None, str | None, bool]:
     """The build's query-encoder stage: (record, why none, kept from a killed build?). Parity is measured
-    against a float32 CPU copy of the model, whatever device the build embedded on; `shards`, when the build's
-    CPU encoder wrote them, already hold that model's vectors of the passages."""
+    against a float32 CPU copy of the model, whatever device the build embedded on. The build's `shards` hold
+    the model's vectors of the passages, bit for bit the same from every CPU back-end (in process, a device
+    pool, Ray), so the record is too; shards made on a GPU fail the check and the model re-encodes."""
     kept = state.get("query_encoder")
     if kept is not None and (kept["info"] is None or _files_match(staging, kept["info"])):
         info = QueryEncoderInfo(**kept["info"]) if kept["info"] is not None else None
@@ -310,7 +323,7 @@ def query_encoder_stage(
     ids = sorted({int(i) for i in np.linspace(0, passages - 1, min(PARITY_PASSAGES, passages))}) if passages else []
     fetched = store.fetch(ids)
     texts = [embedding_text(p.title, p.section, p.text) for p in (fetched[i] for i in ids)]
-    known = _shard_rows(shards, ids) if shards and encoder.device == "cpu" else None
+    known = _shard_rows(shards, ids) if shards else None
     info, why = export_query_encoder(cpu.sentence_transformer, encoder.identity.weights_sha256, staging, texts, known)
     state["query_encoder"] = {"info": dataclasses.asdict(info) if info is not None else None, "why": why}
     return info, why, False

@@ -182,11 +182,17 @@ EFBIG_CASES = {
         "FAISS: cannot write {staging}/index.faiss: File too large (EFBIG); ",
         "(resumed: read, lexical kept)",
     ),
+    "query encoder": (
+        "index_build.onnx_export:_copy_graph",
+        1,
+        "query encoder: cannot write {staging}/encoder: File too large (EFBIG); ",
+        "(resumed: read, lexical, index, tuning kept)",
+    ),
     "manifest": (
         "index_build.build:_bundle_files",
         1,
         "manifest: cannot write {staging}/manifest.json: File too large (EFBIG); ",
-        "(resumed: read, lexical, index, tuning kept)",
+        "(resumed: read, lexical, index, tuning, query encoder kept)",
     ),
 }
 
@@ -245,7 +251,7 @@ def test_read_only_filesystem_at_the_manifest(
     line, kept = _faulty_build("erofs", "index_build.build:_bundle_files", 1, str(staging), args)
     assert line.startswith(f"error: manifest: cannot write {staging}/manifest.json: Read-only file system (EROFS); ")
     assert kept
-    assert "(resumed: read, lexical, index, tuning kept)" in _rerun(args)
+    assert "(resumed: read, lexical, index, tuning, query encoder kept)" in _rerun(args)
     assert_same_index(out, reference)
 
 
