@@ -13,6 +13,7 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Iterator
+from contextlib import closing
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
@@ -52,22 +53,16 @@ def verify_sources(
 
 
 def _compare(stored: Path, derived: Path, report: VerifyReport) -> None:
-    conn = sqlite3.connect(f"file:{stored}?mode=ro&immutable=1", uri=True)
-    conn.execute("ATTACH DATABASE ? AS derived", (f"file:{derived}?mode=ro",))
-    titles = dict(conn.execute("SELECT id, title FROM main.documents"))
-    pairs = zip_longest(
-        _rows(conn, "main", "documents", _DOCUMENT_FIELDS), _rows(conn, "derived", "documents", _DOCUMENT_FIELDS)
-    )
-    for ours, theirs in pairs:
-        report.count("articles re-derived")
-        _differ_rows("article", ours, theirs, _DOCUMENT_FIELDS, titles, report)
-    pairs = zip_longest(
-        _rows(conn, "main", "passages", _PASSAGE_FIELDS), _rows(conn, "derived", "passages", _PASSAGE_FIELDS)
-    )
-    for ours, theirs in pairs:
-        report.count("passages re-derived")
-        _differ_rows("passage", ours, theirs, _PASSAGE_FIELDS, titles, report)
-    conn.close()
+    with closing(sqlite3.connect(f"file:{stored}?mode=ro&immutable=1", uri=True)) as conn:
+        conn.execute("ATTACH DATABASE ? AS derived", (f"file:{derived}?mode=ro",))
+        titles = dict(conn.execute("SELECT id, title FROM main.documents"))
+        for kind, table, fields in (
+            ("article", "documents", _DOCUMENT_FIELDS),
+            ("passage", "passages", _PASSAGE_FIELDS),
+        ):
+            for ours, theirs in zip_longest(_rows(conn, "main", table, fields), _rows(conn, "derived", table, fields)):
+                report.count(f"{kind}s re-derived")
+                _differ_rows(kind, ours, theirs, fields, titles, report)
 
 
 def _rows(conn: sqlite3.Connection, schema: str, table: str, fields: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:

@@ -141,14 +141,12 @@ def lexical_scores(weights: dict[str, float], span_terms: Sequence[frozenset[str
     return [sum(w for term, w in weights.items() if term in terms) for terms in span_terms]
 
 
-def first_best(scores: list[float]) -> int:
-    """`best` for a short list of floats, without numpy's per-call cost (the same index: the earliest maximum)."""
-    return max(range(len(scores)), key=scores.__getitem__)
-
-
 def best(scores: Sequence[float] | np.ndarray) -> int:
-    """The index of the highest score; the earliest on a tie, since a passage's lead tends to say most."""
-    return int(np.argmax(np.asarray(scores, dtype=np.float64)))
+    """The index of the highest score; the earliest on a tie, since a passage's lead tends to say most. A list
+    (a passage's few sentences) is scanned in Python: numpy's per-call cost would outweigh it."""
+    if isinstance(scores, np.ndarray):
+        return int(np.argmax(scores))
+    return max(range(len(scores)), key=scores.__getitem__)
 
 
 class Highlighter:
@@ -228,10 +226,10 @@ class Highlighter:
                 if not candidates:
                     row.append(None)
                     continue
+                scores: Any
                 if self.scorer == "lexical":
-                    row.append(Span(*candidates[first_best(lexical[i][j])]))
-                    continue
-                if self.scorer == "embedding":
+                    scores = lexical[i][j]
+                elif self.scorer == "embedding":
                     scores = dense[i][j]
                 else:
                     scores = dense[i][j] + LEXICAL_WEIGHT * np.asarray(lexical[i][j])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,20 +92,18 @@ def _check_files(path: Path, manifest: Manifest, report: VerifyReport) -> None:
 
 
 def _check_passages(store: Path, manifest: Manifest, report: VerifyReport) -> None:
+    expected_id = 0
     try:
-        conn = sqlite3.connect(f"file:{store}?mode=ro&immutable=1", uri=True)
-        rows = conn.execute("SELECT id, text, sha256 FROM passages ORDER BY id")
-        expected_id = 0
-        for passage_id, text, recorded in rows:
-            report.count("passages")
-            if passage_id != expected_id:
-                report.differ(f"passage ids jump from {expected_id - 1} to {passage_id}: the store lost passages")
-                expected_id = passage_id
-            expected_id += 1
-            digest = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
-            if digest != recorded:
-                report.differ(f"passage {passage_id}: text sha256 {digest[:16]}…, stored {recorded[:16]}…")
-        conn.close()
+        with closing(sqlite3.connect(f"file:{store}?mode=ro&immutable=1", uri=True)) as conn:
+            for passage_id, text, recorded in conn.execute("SELECT id, text, sha256 FROM passages ORDER BY id"):
+                report.count("passages")
+                if passage_id != expected_id:
+                    report.differ(f"passage ids jump from {expected_id - 1} to {passage_id}: the store lost passages")
+                    expected_id = passage_id
+                expected_id += 1
+                digest = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+                if digest != recorded:
+                    report.differ(f"passage {passage_id}: text sha256 {digest[:16]}…, stored {recorded[:16]}…")
     except sqlite3.DatabaseError as exc:
         report.differ(f"{STORE_NAME}: unreadable ({exc})")
         return

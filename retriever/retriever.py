@@ -245,8 +245,9 @@ class Retriever:
 
     def _hits(self, rankings: list[list[Fused]], highlight_for: Sequence[str] | None = None) -> list[list[Hit]]:
         """The stored passages of `rankings`, as hits; highlighted for `highlight_for[i]` when given."""
-        passages = self._store.fetch(sorted({f.passage_id for ranking in rankings for f in ranking}))
-        missing = {f.passage_id for ranking in rankings for f in ranking} - passages.keys()
+        ids = {f.passage_id for ranking in rankings for f in ranking}
+        passages = self._store.fetch(sorted(ids))
+        missing = ids - passages.keys()
         if missing:
             raise IndexCorrupt(f"{self.path}: passage {min(missing)} is in the index but not in the store")
         if highlight_for is not None:
