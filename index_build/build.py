@@ -54,11 +54,8 @@ from retriever.bundle import (
     ENCODER_DIR,
     FAISS_NAME,
     MANIFEST_NAME,
-    ONNX_DATA_NAME,
-    ONNX_NAME,
     STORE_NAME,
     TEXT_TEMPLATE,
-    TOKENIZER_NAME,
     FileInfo,
     Manifest,
     ModelInfo,
@@ -283,9 +280,7 @@ def build_index(
             documents=store.count("documents"),
             passages=passages,
             sources=[SourceInfo(**s) for s in state["sources"]],
-            files=_bundle_files(
-                staging, lexical_path if options.lexical else None, options.rescore, query_encoder is not None
-            ),
+            files=_bundle_files(staging, lexical_path if options.lexical else None, options.rescore, query_encoder),
             build_options=asdict(options),
             package_version=package_version(),
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -336,16 +331,15 @@ def _kept_faiss_parts(parts_dir: Path) -> list[str]:
 
 
 def _bundle_files(
-    staging: Path, lexical: Path | None, vectors: bool = False, query_encoder: bool = False
+    staging: Path, lexical: Path | None, vectors: bool = False, query_encoder: QueryEncoderInfo | None = None
 ) -> dict[str, FileInfo]:
     """Every file the finished bundle holds, so that opening it can tell a truncated or missing one."""
     files = {"store": file_info(staging / STORE_NAME), "faiss": file_info(staging / FAISS_NAME)}
     if vectors:
         files["vectors"] = file_info(staging / VECTORS_NAME)
-    if query_encoder:
-        files["onnx"] = file_info(staging / ONNX_NAME, staging)
-        files["onnx_data"] = file_info(staging / ONNX_DATA_NAME, staging)
-        files["tokenizer"] = file_info(staging / TOKENIZER_NAME, staging)
+    if query_encoder is not None:  # hashed by the export already (and checked again on resume): not re-read
+        for key, (name, digest) in query_encoder.files().items():
+            files[key] = FileInfo(name, (staging / name).stat().st_size, digest)
     if lexical is not None:
         for path in sorted(p for p in lexical.rglob("*") if p.is_file()):
             info = file_info(path, staging)

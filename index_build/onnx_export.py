@@ -109,10 +109,11 @@ def export_query_encoder(
         opset=OPSET,
     )
     texts = parity_texts(passages)
-    parity = measure_parity(model, staging, info, texts, known)
+    ours = _onnx_vectors(model, staging, info, texts)
+    parity = compare_vectors(ours, _model_vectors(model, texts, known))
     if parity["min_cosine"] < MIN_COSINE and known is not None:
         # Shards made on a GPU (fp16) are not the CPU model's own float32 vectors: ask the model itself.
-        parity = measure_parity(model, staging, info, texts)
+        parity = compare_vectors(ours, _model_vectors(model, texts))
     if parity["min_cosine"] < MIN_COSINE:
         raise BuildError(
             f"the ONNX query encoder differs from the model (lowest cosine {parity['min_cosine']:.7f} over "
@@ -139,28 +140,33 @@ def parity_texts(passages: list[str]) -> list[str]:
 
 
 def measure_parity(
-    model: SentenceTransformer,
-    staging: Path,
-    info: QueryEncoderInfo,
-    texts: list[str],
-    known: np.ndarray | None = None,
+    model: SentenceTransformer, staging: Path, info: QueryEncoderInfo, texts: list[str]
 ) -> dict[str, Any]:
-    """Largest absolute difference and lowest cosine between the graph's vectors and the model's own (the first
-    `len(known)` of which may be given)."""
+    """Largest absolute difference and lowest cosine between the graph's vectors and the model's own."""
+    return compare_vectors(_onnx_vectors(model, staging, info, texts), _model_vectors(model, texts))
+
+
+def compare_vectors(ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
+    """The parity record of two sets of unit vectors, row for row."""
+    return {
+        "texts": len(ours),
+        "max_abs_diff": float(np.abs(ours - theirs).max()) if len(ours) else 0.0,
+        "min_cosine": float((ours * theirs).sum(axis=1).min()) if len(ours) else 1.0,
+    }
+
+
+def _onnx_vectors(model: SentenceTransformer, staging: Path, info: QueryEncoderInfo, texts: list[str]) -> np.ndarray:
     from retriever.pipelined_encode import embedding_dimension
 
-    onnx = OnnxEncoder(staging, info, "parity", int(embedding_dimension(model) or 0))
-    ours = onnx.encode(texts, batch_size=32)
+    return OnnxEncoder(staging, info, "parity", int(embedding_dimension(model) or 0)).encode(texts, batch_size=32)
+
+
+def _model_vectors(model: SentenceTransformer, texts: list[str], known: np.ndarray | None = None) -> np.ndarray:
+    """The model's unit vectors of `texts`, the first `len(known)` of which may be given."""
     done = 0 if known is None else len(known)
     rest = model.encode(texts[done:], batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
-    parts = [np.asarray(rest, dtype=np.float32).reshape(len(texts) - done, ours.shape[1])]
-    theirs = np.concatenate([np.asarray(known, dtype=np.float32), *parts]) if known is not None else parts[0]
-    cosines = (ours * theirs).sum(axis=1)
-    return {
-        "texts": len(texts),
-        "max_abs_diff": float(np.abs(ours - theirs).max()) if len(texts) else 0.0,
-        "min_cosine": float(cosines.min()) if len(texts) else 1.0,
-    }
+    rest = np.asarray(rest, dtype=np.float32).reshape(len(texts) - done, -1)
+    return rest if known is None else np.concatenate([np.asarray(known, dtype=np.float32), rest])
 
 
 def _pipeline(model: SentenceTransformer) -> tuple[Any, str]:
@@ -316,9 +322,10 @@ def query_encoder_stage(
     the model's vectors of the passages, bit for bit the same from every CPU back-end (in process, a device
     pool, Ray), so the record is too; shards made on a GPU fail the check and the model re-encodes."""
     kept = state.get("query_encoder")
-    if kept is not None and (kept["info"] is None or _files_match(staging, kept["info"])):
+    if kept is not None:
         info = QueryEncoderInfo(**kept["info"]) if kept["info"] is not None else None
-        return info, kept["why"], True
+        if info is None or _files_match(staging, info):
+            return info, kept["why"], True
     cpu = encoder if encoder.device == "cpu" else Encoder(encoder.identity.name, device="cpu")
     ids = sorted({int(i) for i in np.linspace(0, passages - 1, min(PARITY_PASSAGES, passages))}) if passages else []
     fetched = store.fetch(ids)
@@ -329,15 +336,15 @@ def query_encoder_stage(
     return info, why, False
 
 
-def _files_match(staging: Path, info: dict[str, Any]) -> bool:
+def _files_match(staging: Path, info: QueryEncoderInfo) -> bool:
     return all(
-        (staging / info[name]).is_file() and sha256_file(staging / info[name]) == info[f"{name}_sha256"]
-        for name in ("onnx", "onnx_data", "tokenizer")
+        (staging / name).is_file() and sha256_file(staging / name) == digest for name, digest in info.files().values()
     )
 
 
 def _shard_rows(shards: list[Path], ids: list[int]) -> np.ndarray:
     """Rows `ids` of the embedding shards (every shard but the last holds the same number of rows)."""
-    first = np.load(shards[0], mmap_mode="r")
-    per_shard = len(first)
-    return np.stack([np.load(shards[i // per_shard], mmap_mode="r")[i % per_shard] for i in ids])
+    per_shard = len(np.load(shards[0], mmap_mode="r"))
+    # Each shard a row comes from is mapped once, the others not at all.
+    opened = {number: np.load(shards[number], mmap_mode="r") for number in {i // per_shard for i in ids}}
+    return np.stack([opened[i // per_shard][i % per_shard] for i in ids])

@@ -57,8 +57,8 @@ class QueryEncoderInfo:
     """How to turn a query into the index's vectors without the model's own code (retriever.onnx_encoder).
 
     `onnx`, `onnx_data` (its weights) and `tokenizer` name bundle files; the graph maps token ids to token
-    embeddings, and pooling and
-    normalisation are applied after it exactly as the sentence-transformers pipeline does. `weights_sha256` is
+    embeddings, and pooling and normalisation are applied after it exactly as the sentence-transformers
+    pipeline does. `weights_sha256` is
     the model the graph was exported from (the manifest's model); `parity` is what the build measured between
     this graph and the model itself ({"texts", "max_abs_diff", "min_cosine"}).
     """
@@ -78,6 +78,14 @@ class QueryEncoderInfo:
     pad_token: str
     parity: dict[str, Any]
     opset: int
+
+    def files(self) -> dict[str, tuple[str, str]]:
+        """(bundle path, sha256) of its files, under the keys the manifest's `files` gives them."""
+        return {
+            "onnx": (self.onnx, self.onnx_sha256),
+            "onnx_data": (self.onnx_data, self.onnx_data_sha256),
+            "tokenizer": (self.tokenizer, self.tokenizer_sha256),
+        }
 
 
 @dataclass(frozen=True)
