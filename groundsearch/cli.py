@@ -154,8 +154,14 @@ def query(
     rerank_depth: Annotated[int, typer.Option(help="First-stage passages the reranker reads.")] = 50,
     device: Annotated[str | None, typer.Option(help="torch device for the query encoder.")] = None,
     encoder: EncoderOpt = "auto",
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(help="The confidence a best hit needs to count as a match; default: the index's calibrated bar."),
+    ] = None,
 ) -> None:
     """Search an index and print the best passages, verbatim, with their sources.
+
+    When no passage matches well, a line says so first, and the hits below it are marked weak.
 
     Example: groundsearch query wiki.idx "who wrote the nicomachean ethics" -k 5 --mode hybrid
     """
@@ -165,18 +171,25 @@ def query(
     def run() -> tuple[str, Any]:
         reranker = Reranker(rerank, device=device, depth=rerank_depth) if rerank else None
         retriever = Retriever.open(index, device=device, encoder=encoder)
-        hits = retriever.search(text, k=k, mode=mode, nprobe=nprobe, ef_search=ef_search, rerank=reranker)
-        return mode or retriever.default_mode, hits
+        result = retriever.search_with_status(
+            text, k=k, min_confidence=min_confidence, mode=mode, nprobe=nprobe, ef_search=ef_search, rerank=reranker
+        )
+        return mode or retriever.default_mode, result
 
-    used_mode, hits = _guard(run)
+    used_mode, result = _guard(run)
     if as_json:
-        document = {"query": text, "k": k, "mode": used_mode, "rerank": rerank, "hits": [h.to_dict() for h in hits]}
+        document = {"k": k, "mode": used_mode, "rerank": rerank, **result.to_dict()}
         typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
         return
     width = min(shutil.get_terminal_size((100, 24)).columns, 120)
-    for hit in hits:
+    if result.answerable is False:
+        typer.echo(typer.style(result.no_match_line(), fg="yellow", bold=True))
+        typer.echo("")
+    for hit in result.hits:
         where = f"{hit.title} § {hit.section}" if hit.section else hit.title
-        typer.echo(typer.style(f"{hit.rank:>2}. {hit.score:.3f}  {where}", bold=True))
+        weak = "  (weak)" if result.is_weak(hit) else ""
+        confidence = f"  confidence {hit.confidence:.2f}" if hit.confidence is not None else ""
+        typer.echo(typer.style(f"{hit.rank:>2}. {hit.score:.3f}  {where}{confidence}{weak}", bold=not weak))
         found = hit.found_by_text()
         typer.echo(
             f"    {hit.permalink or '(no URL)'}  [passage {hit.passage_id}, chars {hit.start}-{hit.end}; {found}]"
@@ -195,6 +208,7 @@ def info(
     Example: groundsearch info wiki.idx
     """
     from retriever.bundle import FAISS_NAME, bundle_info
+    from retriever.confidence import calibration_summary
     from retriever.faiss_io import faiss_memory
 
     details = _guard(lambda: bundle_info(index))
@@ -215,6 +229,7 @@ def info(
         ("faiss", f"{m['faiss_factory']}, {m['metric']}, search {m['search_params'] or 'exact'}"),
         *([("ann", _ann_summary(m["ann"]))] if m.get("ann") else []),
         ("lexical", _lexical_summary(m.get("lexical"))),
+        ("confidence", calibration_summary(m.get("confidence"), m.get("no_confidence"))),
         ("memory", _memory_summary(memory)),
         ("size", f"{details['total_bytes']:,} bytes ({details['bytes_per_passage']} per passage)"),
     ]
@@ -339,6 +354,13 @@ def eval_(
     batch_size: Annotated[int, typer.Option(help="Questions per search call.")] = 64,
     device: Annotated[str | None, typer.Option(help="torch device for the query encoder.")] = None,
     encoder: EncoderOpt = "auto",
+    unanswerable: Annotated[
+        Path | None,
+        typer.Option(help="Questions whose answers are NOT in the index (SQuAD, DPR or NQ-open): adds abstention."),
+    ] = None,
+    min_confidence: Annotated[
+        float | None, typer.Option(help="The bar for abstention figures; default: the index's calibrated one.")
+    ] = None,
 ) -> None:
     """Measure retrieval quality on a benchmark: answer@k, gold-document recall@k, MRR@10, nDCG@10, queries/s.
 
@@ -346,6 +368,8 @@ def eval_(
 
     answer@k: a top-k passage contains an answer (DPR, SQuAD normalisation); recall@k: the gold document is
     among the top k documents; nDCG@10 and recall with BEIR qrels are computed as BEIR computes them.
+    With --unanswerable: AUROC of the best hit's confidence (answerable vs not), and the share of each set that
+    the bar flags as "no good match".
     """
     _need_build_extra("eval")
     from index_build.evaluation import EvaluationError, check_options, evaluate, parse_modes, read_questions
@@ -363,8 +387,20 @@ def eval_(
         source = qa if qa is not None else beir
         assert source is not None
         questions = read_questions(source, format="beir" if beir is not None else None)[:limit]
+        if min_confidence is not None and not 0 <= min_confidence <= 1:
+            raise EvaluationError(f"--min-confidence must lie in [0, 1], got {min_confidence}")
+        missing = read_questions(unanswerable)[:limit] if unanswerable is not None else []
         retriever = Retriever.open(index, device=device, encoder=encoder)
-        return evaluate(retriever, questions, modes, depth, batch_size, dataset=str(source))
+        return evaluate(
+            retriever,
+            questions,
+            modes,
+            depth,
+            batch_size,
+            dataset=str(source),
+            unanswerable=missing,
+            min_confidence=min_confidence,
+        )
 
     result = _guard(run)
     typer.echo(result.table())

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from index_build.budget import BudgetError, Choice, choose_for_budget
+from index_build.calibration import calibration_for
 from index_build.devices import GpuSelection, parse_gpus
 from index_build.distributed import check_ray, embed_on_ray
 from index_build.documents import CorpusError
@@ -273,6 +274,7 @@ def build_index(
                 report_stages.append("query encoder")
             save_state(staging, state)
         ann = state["ann"]
+        confidence, no_confidence = calibration_for(encoder.identity.weights_sha256)
         manifest = Manifest(
             model=ModelInfo(options.model, encoder.identity.weights_sha256, encoder.dimension),
             faiss_factory=factory,
@@ -292,6 +294,8 @@ def build_index(
             ann=ann,
             query_encoder=query_encoder,
             no_query_encoder=no_query_encoder,
+            confidence=confidence,
+            no_confidence=no_confidence,
         )
         manifest_path = staging / MANIFEST_NAME
         with stage_io("manifest", manifest_path), atomic_open(manifest_path, "w", encoding="utf-8") as fh:

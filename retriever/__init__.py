@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from retriever.bundle import Manifest, read_manifest
+from retriever.confidence import Calibration
 from retriever.errors import (
     GroundsearchError,
     IndexCorrupt,
@@ -20,12 +21,13 @@ from retriever.errors import (
 )
 from retriever.fusion import DEFAULT_FUSION, Fusion
 from retriever.highlight import Highlighter
-from retriever.hit import Found, Hit, Span
+from retriever.hit import Found, Hit, SearchResult, Span
 from retriever.model import DEFAULT_MODEL, Encoder
 from retriever.rerank import Reranker
 from retriever.retriever import MODES, Retriever
 
 __all__ = [
+    "Calibration",
     "DEFAULT_FUSION",
     "DEFAULT_MODEL",
     "Encoder",
@@ -44,6 +46,7 @@ __all__ = [
     "PassageNotFound",
     "Reranker",
     "Retriever",
+    "SearchResult",
     "Span",
     "read_manifest",
 ]

@@ -130,6 +130,10 @@ class Manifest:
     # without it, and then `no_query_encoder` says why (e.g. a model that is not Transformer + Pooling).
     query_encoder: QueryEncoderInfo | None = None
     no_query_encoder: str | None = None
+    # The match-confidence model for this bundle's embedding model (retriever.confidence.Calibration as a dict);
+    # None when none was fitted for the model, and then `no_confidence` says why. Absent in older bundles.
+    confidence: dict[str, Any] | None = None
+    no_confidence: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"

@@ -27,7 +27,7 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -179,6 +179,13 @@ class Highlighter:
             return dict.fromkeys(terms, 1.0)
         n = len(self._lexical)
         return {t: math.log(1.0 + (n - df + 0.5) / (df + 0.5)) for t, df in self._lexical.doc_freqs(terms).items()}
+
+    def passage_terms(self, text: str) -> Collection[str]:
+        """The analysed terms a passage holds: what its match confidence counts the query's terms against. From
+        the highlight cache where the scorer keeps terms, so a highlighted hit pays nothing more for it."""
+        if self.scorer == "embedding":
+            return frozenset(self._analyzer.analyze(text))
+        return self._analysed(text).term_spans.keys()
 
     def span_terms(self, text: str, spans: Sequence[tuple[int, int]]) -> list[frozenset[str]]:
         return [frozenset(self._analyzer.analyze(text[s:e])) for s, e in spans]

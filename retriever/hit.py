@@ -41,7 +41,9 @@ class Hit:
     hybrid one, and None for a passage fetched by id. `found_by` says which retrievers returned the passage
     and where, so a client can see why it is there. `highlight` is the sentence (or clause) of `text` that
     best answers the query (`retriever.highlight`); None for a passage fetched by id, a search made with
-    `highlight=False`, or a passage with no words.
+    `highlight=False`, or a passage with no words. `confidence` is the calibrated probability that this
+    passage answers the query (`retriever.confidence`); None for a passage fetched by id, a search made with
+    `confidence=False`, or an index without a calibration for its model.
     """
 
     passage_id: int
@@ -60,6 +62,7 @@ class Hit:
     sha256: str
     found_by: tuple[Found, ...] = ()
     highlight: Span | None = None
+    confidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, `highlight` as `{"start": ..., "end": ...}` offsets into `text` (or None)."""
@@ -104,3 +107,40 @@ class Hit:
             f"{where}. {self.permalink or '(no URL)'} "
             f"(passage {self.passage_id}, characters {self.start}-{self.end}, sha256 {self.sha256[:16]})"
         )
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One query's hits and whether the corpus has a good match for it at all.
+
+    `answerable` is True when the best hit's confidence reaches `min_confidence`, False when none does (the
+    hits are still there, best first, but a QA tool should not ground an answer on them), and None when the
+    index has no calibration, so nothing can be said. `confidence` is the best hit's.
+    """
+
+    query: str
+    hits: list[Hit]
+    answerable: bool | None
+    confidence: float | None
+    min_confidence: float | None
+
+    def is_weak(self, hit: Hit) -> bool:
+        """Whether `hit` is below the bar: shown, but not a match to rely on."""
+        return self.min_confidence is not None and hit.confidence is not None and hit.confidence < self.min_confidence
+
+    def no_match_line(self) -> str:
+        """What to tell a reader when `answerable` is False, in one line."""
+        best = f"{self.confidence:.2f}" if self.confidence is not None else "none"
+        bar = f"{self.min_confidence:.2f}" if self.min_confidence is not None else "?"
+        return (
+            f"No passage in this corpus matches well (best confidence {best}, the bar is {bar}); these hits are weak."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "answerable": self.answerable,
+            "confidence": self.confidence,
+            "min_confidence": self.min_confidence,
+            "hits": [hit.to_dict() for hit in self.hits],
+        }

@@ -11,11 +11,12 @@ from typing import Any
 import faiss
 
 from retriever.bundle import FAISS_NAME, STORE_NAME, Manifest, read_manifest
+from retriever.confidence import Calibration, Evidence, best_confidence, evidence_of
 from retriever.errors import IndexCorrupt, InvalidQuery, PassageNotFound
 from retriever.faiss_io import hnsw_of, ivf_of, read_faiss
 from retriever.fusion import DEFAULT_FUSION, Fused, Fusion, fuse
 from retriever.highlight import Highlighter
-from retriever.hit import Found, Hit, Span
+from retriever.hit import Found, Hit, SearchResult, Span
 from retriever.lexical import LexicalIndex
 from retriever.query import clean_query
 from retriever.query_encoder import QueryEncoder, open_query_encoder
@@ -48,6 +49,8 @@ class Retriever:
         self._exact = exact  # re-scores the dense side's candidates (bundles built with --rescore)
         # Public so that a caller can choose another scorer: Highlighter(encoder, lexical, "embedding").
         self.highlighter = Highlighter(encoder, lexical)
+        # None when the bundle's model has no fitted confidence model: hits then carry no confidence.
+        self.calibration = Calibration.from_dict(manifest.confidence) if manifest.confidence else None
 
     @classmethod
     def open(
@@ -108,6 +111,7 @@ class Retriever:
         ef_search: int | None = None,
         highlight: bool = True,
         rerank: Reranker | None = None,
+        confidence: bool = True,
     ) -> list[Hit]:
         """The k passages that best match `query`, best first. See `search_batch`."""
         return self.search_batch(
@@ -119,7 +123,44 @@ class Retriever:
             ef_search=ef_search,
             highlight=highlight,
             rerank=rerank,
+            confidence=confidence,
         )[0]
+
+    def search_with_status(
+        self, query: str, k: int = 10, *, min_confidence: float | None = None, **options: Any
+    ) -> SearchResult:
+        """`search`, and whether the corpus has a good match at all: see `search_batch_with_status`."""
+        return self.search_batch_with_status([query], k, min_confidence=min_confidence, **options)[0]
+
+    def search_batch_with_status(
+        self, queries: Sequence[str], k: int = 10, *, min_confidence: float | None = None, **options: Any
+    ) -> list[SearchResult]:
+        """`search_batch`, each query's hits in a `SearchResult` that says whether its best hit is a match.
+
+        `min_confidence` is the bar a best hit must reach for `answerable`; None is the calibration's own
+        threshold for the mode, chosen by measurement (README, "Match confidence"). On an index without a calibration,
+        `answerable` is None: there is nothing to judge by. `options` are `search_batch`'s.
+        """
+        if min_confidence is not None and (
+            isinstance(min_confidence, bool)
+            or not isinstance(min_confidence, (int, float))
+            or not 0 <= min_confidence <= 1
+        ):
+            raise InvalidQuery(f"min_confidence must be a number in [0, 1], got {min_confidence!r}")
+        rows = self.search_batch(queries, k, confidence=True, **options)
+        bar = None
+        if self.calibration is not None:
+            mode_bar = self.calibration.threshold(self._check_mode(options.get("mode")))
+            bar = float(min_confidence) if min_confidence is not None else mode_bar
+        results = []
+        for query, hits in zip(queries, rows, strict=True):
+            best = best_confidence([hit.confidence for hit in hits])
+            if bar is None:
+                answerable = None  # uncalibrated: nothing to judge by
+            else:
+                answerable = best is not None and best >= bar
+            results.append(SearchResult(query, hits, answerable, best, bar))
+        return results
 
     def search_batch(
         self,
@@ -132,6 +173,7 @@ class Retriever:
         ef_search: int | None = None,
         highlight: bool = True,
         rerank: Reranker | None = None,
+        confidence: bool = True,
     ) -> list[list[Hit]]:
         """Search many queries at once: one encode call and one FAISS call for all of them.
 
@@ -141,7 +183,52 @@ class Retriever:
         k above the number of passages returns every passage. Each returned hit carries its `highlight`
         (chosen by `self.highlighter`, for the k hits only); `highlight=False` skips that work. With a
         `rerank` cross-encoder, the first stage's top `rerank.depth` are reordered by it and the best k kept.
+        Each hit carries its `confidence` (`retriever.confidence`) where the index has a calibration;
+        `confidence=False` skips that work.
         """
+        hits, evidence = self._search(
+            queries, k, mode, nprobe, fusion, ef_search, highlight, rerank, confidence and self.calibration is not None
+        )
+        if evidence is None:
+            return hits
+        assert self.calibration is not None
+        calibration, used = self.calibration, self._check_mode(mode)
+        return [
+            [replace(hit, confidence=calibration.confidence(used, ev)) for hit, ev in zip(row, row_ev, strict=True)]
+            for row, row_ev in zip(hits, evidence, strict=True)
+        ]
+
+    def search_evidence(
+        self, queries: Sequence[str], k: int = 10, *, mode: str | None = None, **options: Any
+    ) -> list[list[tuple[Hit, Evidence]]]:
+        """Each query's hits with the evidence their confidence is computed from: what a calibration is fitted
+        on (bench/calibrate.py). `options` are `search_batch`'s."""
+        hits, evidence = self._search(
+            queries,
+            k,
+            mode,
+            options.get("nprobe"),
+            options.get("fusion"),
+            options.get("ef_search"),
+            options.get("highlight", False),
+            options.get("rerank"),
+            True,
+        )
+        assert evidence is not None
+        return [list(zip(row, row_ev, strict=True)) for row, row_ev in zip(hits, evidence, strict=True)]
+
+    def _search(
+        self,
+        queries: Sequence[str],
+        k: int,
+        mode: str | None,
+        nprobe: int | None,
+        fusion: Fusion | None,
+        ef_search: int | None,
+        highlight: bool,
+        rerank: Reranker | None,
+        with_evidence: bool,
+    ) -> tuple[list[list[Hit]], list[list[Evidence]] | None]:
         if isinstance(queries, str):
             raise InvalidQuery("search_batch takes a list of queries; use search() for one")
         for query in queries:
@@ -156,7 +243,7 @@ class Retriever:
             raise InvalidQuery(f"k must be a whole number >= 1, got {k!r}")
         mode = self._check_mode(mode)
         if not queries:
-            return []
+            return [], [] if with_evidence else None
         k = min(k, self.manifest.passages)
         first_k = min(max(k, rerank.depth), self.manifest.passages) if rerank is not None else k
         fusion = fusion or DEFAULT_FUSION
@@ -174,11 +261,44 @@ class Retriever:
                 rankings.append([Fused(pid, score, None, (r, score)) for r, (pid, score) in enumerate(lexical[i], 1)])
         if rerank is None:
             # The hits shown are known now: their highlights go into each Hit as it is made.
-            return self._hits(rankings, queries if highlight else None)
-        hits = self._hits(rankings)
-        template = self.manifest.text_template
-        hits = [rerank.rerank(query, row, template)[:k] for query, row in zip(queries, hits, strict=True)]
-        return self.highlighted(queries, hits) if highlight else hits
+            hits = self._hits(rankings, queries if highlight else None)
+        else:
+            hits = self._hits(rankings)
+            template = self.manifest.text_template
+            hits = [rerank.rerank(query, row, template)[:k] for query, row in zip(queries, hits, strict=True)]
+            hits = self.highlighted(queries, hits) if highlight else hits
+        if not with_evidence:
+            return hits, None
+        return hits, [
+            self._evidence(
+                query, row, dense[i] if dense is not None else None, lexical[i] if lexical is not None else None
+            )
+            for i, (query, row) in enumerate(zip(queries, hits, strict=True))
+        ]
+
+    def _evidence(
+        self,
+        query: str,
+        hits: list[Hit],
+        dense: list[tuple[int, float]] | None,
+        lexical: list[tuple[int, float]] | None,
+    ) -> list[Evidence]:
+        """Each hit's evidence; a side's score for a hit it did not return is the lowest that side returned."""
+        weights = self.highlighter.query_weights(query)
+        dense_floor = (dense[-1][1] if dense else 0.0) if dense is not None else None
+        lexical_floor = (lexical[-1][1] if lexical else 0.0) if lexical is not None else None
+        out = []
+        for hit in hits:
+            at = {found.retriever: found.score for found in hit.found_by}
+            out.append(
+                evidence_of(
+                    weights,
+                    self.highlighter.passage_terms(hit.text),
+                    at.get("dense", dense_floor) if dense is not None else None,
+                    at.get("lexical", lexical_floor) if lexical is not None else None,
+                )
+            )
+        return out
 
     def highlighted(self, queries: Sequence[str], hits: list[list[Hit]]) -> list[list[Hit]]:
         """`hits[i]` with their highlights for `queries[i]`: for hits searched with `highlight=False` and then

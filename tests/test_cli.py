@@ -60,6 +60,7 @@ def test_info_reports_counts_and_sizes(small_index: Path) -> None:
     result = runner.invoke(app, ["info", str(small_index)])
     assert result.exit_code == 0, result.output
     assert "passages" in result.output and "all-MiniLM-L6-v2" in result.output and "per passage" in result.output
+    assert "confidence   calibrated; bars dense 0." in result.output
     as_json = json.loads(runner.invoke(app, ["info", str(small_index), "--json"]).output)
     assert as_json["manifest"]["passages"] > 0 and as_json["total_bytes"] > 0
 

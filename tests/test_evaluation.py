@@ -7,6 +7,7 @@ The corpus is the first two articles of the SQuAD dev file (99 paragraphs, 129 p
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,63 @@ def test_hybrid_is_at_least_the_best_single_mode(report: EvaluationReport) -> No
     hybrid, dense, lexical = (report.modes[m] for m in ("hybrid", "dense", "lexical"))
     for metric in (*(f"{m}@{k}" for m in ("recall", "answer") for k in (1, 5, 20, 100)), "mrr@10"):
         assert hybrid[metric] >= max(dense[metric], lexical[metric]), metric
+
+
+@pytest.fixture(scope="module")
+def unanswerable(files: dict[str, Path]) -> Path:
+    """The first question of each paragraph of the next two articles: their answers are not in the index."""
+    squad = json.loads(SQUAD.read_text(encoding="utf-8"))
+    others = [
+        {"title": a["title"], "paragraphs": [{**p, "qas": p["qas"][:1]} for p in a["paragraphs"]]}
+        for a in squad["data"][ARTICLES : 2 * ARTICLES]
+    ]
+    path = files["folder"] / "unanswerable.json"
+    path.write_text(json.dumps({"version": "1.1", "data": others}), encoding="utf-8")
+    return path
+
+
+def test_unanswerable_questions_add_abstention(
+    retriever: Retriever, index: Path, files: dict[str, Path], unanswerable: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "report.json"
+    args = ["eval", str(index), "--qa", str(files["questions"]), "--mode", "hybrid,dense", "--limit", "40"]
+    result = runner.invoke(app, [*args, "--unanswerable", str(unanswerable), "--report", str(out)])
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text(encoding="utf-8"))["abstention"]
+    assert (written["mode"], set(written["by_mode"])) == ("hybrid", {"hybrid", "dense"})
+    assert (written["answerable_questions"], written["unanswerable_questions"]) == (40, 40)
+    assert written["threshold"] == pytest.approx(retriever.calibration.threshold("hybrid"))  # type: ignore[union-attr]
+    # Two other articles' questions against these two: the confidence tells them apart almost always.
+    assert written["auroc"] > 0.9 and written["flagged_unanswerable"] > written["flagged_answerable"]
+    assert "abstention (hybrid, 40 unanswerable questions" in result.stdout
+    # The library gives the same figures, and a bar of 0 flags nothing.
+    library = evaluate(
+        retriever,
+        read_questions(files["questions"])[:40],
+        ["hybrid"],
+        unanswerable=read_questions(unanswerable)[:40],
+        measure_ann=False,
+    )
+    assert library.abstention[0].to_dict() == {k: v for k, v in written.items() if k != "by_mode"}
+    none = evaluate(
+        retriever,
+        read_questions(files["questions"])[:5],
+        ["dense"],
+        unanswerable=read_questions(unanswerable)[:5],
+        min_confidence=0.0,
+    )
+    assert none.abstention[0].flagged_answerable == none.abstention[0].flagged_unanswerable == 0.0
+
+
+def test_abstention_needs_a_calibrated_index(index: Path, files: dict[str, Path], unanswerable: Path, tmp_path: Path):
+    copy = tmp_path / "uncalibrated.idx"
+    shutil.copytree(index, copy)
+    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    manifest["confidence"], manifest["no_confidence"] = None, "uncalibrated: for this test"
+    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    args = ["eval", str(copy), "--qa", str(files["questions"]), "--unanswerable", str(unanswerable), "--limit", "3"]
+    result = runner.invoke(app, args)
+    assert (
+        result.exit_code == 1 and "has no match-confidence calibration (uncalibrated: for this test)" in result.stderr
+    )
+    assert Retriever.open(copy).search_with_status("normans").answerable is None

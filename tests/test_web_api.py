@@ -79,7 +79,8 @@ def markup_client(markup_index: Path) -> Iterator[TestClient]:
 
 
 def expected_hits(retriever: Retriever, q: str, k: int, mode: str | None = None) -> list[dict[str, Any]]:
-    return [SearchHit.from_hit(h).model_dump(mode="json") for h in retriever.search(q, k=k, mode=mode)]
+    result = retriever.search_with_status(q, k=k, mode=mode)
+    return [SearchHit.from_hit(h, weak=result.is_weak(h)).model_dump(mode="json") for h in result.hits]
 
 
 # --- the JSON API ---------------------------------------------------------------------------------------------
@@ -101,6 +102,22 @@ def test_search_returns_the_retrievers_hits_in_the_documented_shape(client: Test
         assert hashlib.sha256(hit["text"].encode("utf-8")).hexdigest() == hit["sha256"]
 
 
+def test_search_says_whether_anything_matches_well(client: TestClient, retriever: Retriever) -> None:
+    strong = client.get("/api/search", params={"q": HOTEL, "k": 3}).json()
+    assert strong["answerable"] is True and strong["confidence"] == strong["hits"][0]["confidence"]
+    assert strong["min_confidence"] == pytest.approx(retriever.calibration.threshold("hybrid"))  # type: ignore[union-attr]
+    miss = client.get("/api/search", params={"q": "xyzzyqwv", "k": 3}).json()
+    assert miss["answerable"] is False and [h["weak"] for h in miss["hits"]] == [True, True, True]
+    asked = client.get("/api/search", params={"q": "xyzzyqwv", "k": 3, "min_confidence": 0}).json()
+    assert asked["answerable"] is True and asked["min_confidence"] == 0
+    assert client.get("/api/search", params={"q": HOTEL, "min_confidence": 2}).status_code == 422
+    page = client.get("/", params={"q": "xyzzyqwv"})
+    assert '<p class="no-match" role="status">No passage in this corpus matches well' in page.text
+    assert page.text.count('class="result weak"') == 10 and "weak match" in page.text
+    page = client.get("/", params={"q": HOTEL})
+    assert 'class="no-match"' not in page.text and "strong match" in page.text
+
+
 def test_highlight_can_be_turned_off(client: TestClient) -> None:
     on = client.get("/api/search", params={"q": HOTEL, "k": 2}).json()["hits"]
     off = client.get("/api/search", params={"q": HOTEL, "k": 2, "highlight": "false"}).json()["hits"]
@@ -115,12 +132,13 @@ def test_rerank_follows_the_server(client: TestClient, retriever: Retriever, tin
     reranker = Reranker(str(tiny_cross_encoder), device="cpu", depth=20)
     with TestClient(create_app(retriever, reranker=reranker)) as reranking:
         body = reranking.get("/api/search", params={"q": HOTEL, "k": 3}).json()
-        expected = [SearchHit.from_hit(h).model_dump(mode="json") for h in retriever.search(HOTEL, 3, rerank=reranker)]
+        result = retriever.search_with_status(HOTEL, 3, rerank=reranker)
+        expected = [SearchHit.from_hit(h, weak=result.is_weak(h)).model_dump(mode="json") for h in result.hits]
         assert body["reranked"] is True and body["hits"] == expected
         plain = reranking.get("/api/search", params={"q": HOTEL, "k": 3, "rerank": "false"}).json()
         assert plain["reranked"] is False and plain["hits"] == expected_hits(retriever, HOTEL, 3)
         page = reranking.get("/", params={"q": HOTEL, "k": "3"}).text
-        assert page.count('<li class="result"') == 3
+        assert page.count('<li class="result') == 3
 
 
 @pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
@@ -214,7 +232,7 @@ def test_openapi_lists_routes_parameters_and_limits(client: TestClient) -> None:
     assert len(operation_ids) == len(set(operation_ids)), operation_ids  # OpenAPI requires them unique
 
     search = {p["name"]: p for p in paths["/api/search"]["get"]["parameters"]}
-    assert set(search) == {"q", "k", "nprobe", "mode", "ef_search", "highlight", "rerank"}
+    assert set(search) == {"q", "k", "nprobe", "mode", "ef_search", "highlight", "rerank", "min_confidence"}
     assert search["q"]["required"]
     modes = next(s for s in search["mode"]["schema"]["anyOf"] if "enum" in s)["enum"]
     assert modes == ["dense", "lexical", "hybrid"] and not search["mode"]["required"]
@@ -332,7 +350,7 @@ def test_results_page_shows_verbatim_passages_and_keeps_the_query(client: TestCl
     page = client.get("/", params={"q": HOTEL, "k": "3"})
     assert page.status_code == 200 and 'class="state-results"' in page.text
     assert f'value="{HOTEL}"' in page.text and '<input type="hidden" name="k" value="3">' in page.text
-    assert page.text.count('<li class="result"') == 3 and "content-security-policy" in page.headers
+    assert page.text.count('<li class="result') == 3 and "content-security-policy" in page.headers
     unmarked = re.sub(r'<mark class="answer"[^>]*>|</mark>', "", page.text)  # the highlight, around verbatim text
     for hit in retriever.search(HOTEL, k=3):
         assert str(escape(hit.text)) in unmarked and str(escape(hit.citation())) in page.text

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 
 from retriever import Reranker, Retriever
-from web.models import ErrorResponse, Health, InfoResponse, Limits, Passage, SearchHit, SearchResponse
+from web.models import ErrorResponse, Health, InfoResponse, Limits, Passage, SearchResponse
 
 # SQLite integers are signed 64-bit: a larger id could never exist, and would overflow the driver.
 MAX_PASSAGE_ID = 2**63 - 1
@@ -92,21 +92,36 @@ def api_router(limits: Limits) -> APIRouter:
                 "server has one. true on a server without one is an error."
             ),
         ] = None,
+        min_confidence: Annotated[
+            float | None,
+            Query(
+                ge=0.0,
+                le=1.0,
+                description="The confidence the best hit needs for `answerable`; default: the index's calibrated bar.",
+            ),
+        ] = None,
     ) -> SearchResponse:
-        """The `k` passages that best match `q`, best first, each verbatim with its provenance."""
+        """The `k` passages that best match `q`, best first, each verbatim with its provenance, and whether any
+        of them matches well (`answerable`)."""
         require_words(q)
         reranker = get_reranker(request, rerank)
-        hits = retriever.search(
-            q, k=k, mode=mode, nprobe=nprobe, ef_search=ef_search, highlight=highlight, rerank=reranker
+        result = retriever.search_with_status(
+            q,
+            k=k,
+            min_confidence=min_confidence,
+            mode=mode,
+            nprobe=nprobe,
+            ef_search=ef_search,
+            highlight=highlight,
+            rerank=reranker,
         )
-        return SearchResponse(
-            query=q,
+        return SearchResponse.from_result(
+            result,
             mode=mode or retriever.default_mode,
             k=k,
             nprobe=nprobe,
             ef_search=ef_search,
             reranked=reranker is not None,
-            hits=[SearchHit.from_hit(h) for h in hits],
         )
 
     @router.get(

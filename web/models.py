@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from retriever import Hit
+from retriever import Hit, SearchResult
 
 P = TypeVar("P", bound="Passage")
 
@@ -84,15 +84,30 @@ class SearchHit(Passage):
         description="The sentence (or clause) of `text` that best answers the query, as offsets into `text` "
         "(`text[start:end]`); null for a passage with no words."
     )
+    confidence: float | None = Field(
+        default=None,
+        description="Calibrated probability, in [0, 1], that this passage answers the query; null where the index "
+        "has no calibration for its model.",
+    )
+    weak: bool = Field(default=False, description="Whether `confidence` is below the search's `min_confidence`.")
 
     @classmethod
-    def from_hit(cls, hit: Hit) -> SearchHit:
+    def from_hit(cls, hit: Hit, weak: bool = False) -> SearchHit:
         if hit.score is None:
             raise ValueError(f"passage {hit.passage_id} was fetched by id, not found by a search: it has no score")
         fields = {name: getattr(hit, name) for name in Passage.model_fields if name != "citation"}
         found = [FoundBy(retriever=f.retriever, rank=f.rank, score=f.score) for f in hit.found_by]  # type: ignore[arg-type]
         span = Highlight(start=hit.highlight.start, end=hit.highlight.end) if hit.highlight else None
-        return cls(**fields, citation=hit.citation(), rank=hit.rank, score=hit.score, found_by=found, highlight=span)
+        return cls(
+            **fields,
+            citation=hit.citation(),
+            rank=hit.rank,
+            score=hit.score,
+            found_by=found,
+            highlight=span,
+            confidence=hit.confidence,
+            weak=weak,
+        )
 
 
 class SearchResponse(BaseModel):
@@ -102,7 +117,27 @@ class SearchResponse(BaseModel):
     nprobe: int | None = Field(description="IVF lists visited, as asked; null means the index's default.")
     ef_search: int | None = Field(description="HNSW candidate list length, as asked; null means the index's default.")
     reranked: bool = Field(description="Whether the server's cross-encoder reordered the hits.")
+    answerable: bool | None = Field(
+        default=None,
+        description="Whether the best hit's confidence reaches `min_confidence`: false means no passage in this "
+        "corpus matches well (the hits are still listed, marked weak); null where the index has no calibration.",
+    )
+    confidence: float | None = Field(default=None, description="The best hit's confidence.")
+    min_confidence: float | None = Field(
+        default=None, description="The bar a best hit had to reach: as asked, or the index's calibrated default."
+    )
     hits: list[SearchHit]
+
+    @classmethod
+    def from_result(cls, result: SearchResult, **request: Any) -> SearchResponse:
+        return cls(
+            query=result.query,
+            answerable=result.answerable,
+            confidence=result.confidence,
+            min_confidence=result.min_confidence,
+            hits=[SearchHit.from_hit(h, weak=result.is_weak(h)) for h in result.hits],
+            **request,
+        )
 
 
 class ModelSummary(BaseModel):

@@ -71,6 +71,10 @@ class ResultView:
     permalink: str | None
     citation: str
     found_by: str
+    # "strong match" / "weak match" for readers, the number in the hover text; empty where uncalibrated.
+    match: str = ""
+    confidence: str = ""
+    weak: bool = False
 
 
 def safe_href(url: str | None) -> str | None:
@@ -90,7 +94,7 @@ def crumbs(url: str | None) -> str:
     return " › ".join([parts.netloc or parts.scheme, *segments])
 
 
-def result_view(hit: Hit) -> ResultView:
+def result_view(hit: Hit, weak: bool = False) -> ResultView:
     span = hit.highlight
     start, end = (span.start, span.end) if span else (len(hit.text), len(hit.text))
     return ResultView(
@@ -111,6 +115,9 @@ def result_view(hit: Hit) -> ResultView:
         permalink=safe_href(hit.permalink),
         citation=hit.citation(),
         found_by=hit.found_by_text(),
+        match=("weak match" if weak else "strong match") if hit.confidence is not None else "",
+        confidence=f"confidence {hit.confidence:.2f}" if hit.confidence is not None else "",
+        weak=weak,
     )
 
 
@@ -155,6 +162,7 @@ def pages_router(limits: Limits) -> APIRouter:
             "hits": [],
             "error": None,
             "elapsed": None,
+            "no_match": None,
         }
         if q is None or not q.strip():
             return render("search.html", state="empty", **page)
@@ -175,7 +183,7 @@ def pages_router(limits: Limits) -> APIRouter:
             return render("search.html", 422, state="error", **page)
         started = time.perf_counter()
         try:
-            hits = retriever.search(q, k=page["k"], mode=page["mode"], rerank=request.app.state.reranker)
+            result = retriever.search_with_status(q, k=page["k"], mode=page["mode"], rerank=request.app.state.reranker)
         except InvalidQuery as exc:
             page["error"] = f"{exc}."
             return render("search.html", 422, state="error", **page)
@@ -183,7 +191,8 @@ def pages_router(limits: Limits) -> APIRouter:
             page["error"] = f"The index could not answer this search: {exc}."
             return render("search.html", 500, state="error", **page)
         page["elapsed"] = f"{time.perf_counter() - started:.2f}"
-        page["hits"] = [result_view(h) for h in hits]
-        return render("search.html", state="results" if hits else "none", **page)
+        page["hits"] = [result_view(h, weak=result.is_weak(h)) for h in result.hits]
+        page["no_match"] = result.no_match_line() if result.answerable is False else None
+        return render("search.html", state="results" if result.hits else "none", **page)
 
     return router

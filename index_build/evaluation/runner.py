@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from index_build.evaluation.abstention import Abstention, abstention
 from index_build.evaluation.ann import AnnRecall, ann_recall
 from index_build.evaluation.errors import EvaluationError
 from index_build.evaluation.metrics import (
@@ -52,13 +53,26 @@ class EvaluationReport:
     dataset: str
     depth: int = 100
     ann: AnnRecall | None = field(default=None)
+    # With unanswerable questions: how well each mode says "no good match" (the first mode's is the headline).
+    abstention: list[Abstention] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The report's JSON shape: `{"modes": {mode: {metric: value}}, "questions", "index", "dataset"}`, and
-        `"ann": {"recall@10", "queries", "search_params"}` where it was measured (never for lossy codes)."""
-        report = {"modes": self.modes, "questions": self.questions, "index": self.index, "dataset": self.dataset}
-        ann = self.ann.to_dict() if self.ann is not None else None
-        return {**report, "ann": ann} if ann is not None else report
+        `"ann": {"recall@10", "queries", "search_params"}` where it was measured (never for lossy codes), and
+        `"abstention": {"auroc", "flagged_answerable", "flagged_unanswerable", "threshold", "mode", ...,
+        "by_mode": {mode: {...}}}` where unanswerable questions were asked (the first mode's figures on top)."""
+        report: dict[str, Any] = {
+            "modes": self.modes,
+            "questions": self.questions,
+            "index": self.index,
+            "dataset": self.dataset,
+        }
+        if self.ann is not None:
+            report["ann"] = self.ann.to_dict()
+        if self.abstention:
+            by_mode = {a.mode: a.to_dict() for a in self.abstention}
+            report["abstention"] = {**self.abstention[0].to_dict(), "by_mode": by_mode}
+        return report
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
@@ -74,6 +88,7 @@ class EvaluationReport:
             lines.append("  ".join([mode.ljust(width), *cells]))
         if self.ann is not None:
             lines.append(self.ann.line())
+        lines += [a.line() for a in self.abstention]
         return "\n".join(lines)
 
 
@@ -119,16 +134,24 @@ def evaluate(
     *,
     dataset: str = "",
     measure_ann: bool = True,
+    unanswerable: Sequence[Question] = (),
+    min_confidence: float | None = None,
 ) -> EvaluationReport:
     """Search every question `depth` passages deep in each mode and report the metrics that apply.
 
     A mode of None is the index's default mode (`Retriever.default_mode`) and is reported under that name.
     Metrics at a cut-off above `depth` are not reported, since they could not be computed honestly.
     `measure_ann` adds the dense index's recall@10 against exact search on the same questions.
+    `unanswerable` questions (whose answers are not in the index) add each mode's abstention figures: how well
+    the best hit's confidence tells them from `questions`, and what the bar (`min_confidence`, default the
+    index's calibrated one) flags. They need an index with a calibration.
     """
     modes = check_options(modes, depth, batch_size)
     if not questions:
         raise EvaluationError("no questions to evaluate")
+    if unanswerable and retriever.calibration is None:
+        reason = retriever.manifest.no_confidence or "it was built before match confidence existed"
+        raise EvaluationError(f"{retriever.path} has no match-confidence calibration ({reason}); rebuild it")
     texts = [q.text for q in questions]
     scorer = _Scorer(questions, depth)
     results: dict[str, dict[str, float]] = {}
@@ -146,10 +169,45 @@ def evaluate(
         row = scorer.score(hits)
         row["qps"] = len(texts) / seconds if seconds > 0 else float("inf")
         results[mode] = row
+    abstentions = [
+        _abstention(retriever, mode, texts, [q.text for q in unanswerable], batch_size, min_confidence)
+        for mode in (results if unanswerable else ())
+    ]
     # Untimed, after the modes: it encodes the questions once more and searches exactly.
     dense_used = any(mode != "lexical" for mode in results)
     ann = ann_recall(retriever, texts) if measure_ann and dense_used else None
-    return EvaluationReport(results, len(questions), str(retriever.path), dataset, depth, ann)
+    return EvaluationReport(results, len(questions), str(retriever.path), dataset, depth, ann, abstentions)
+
+
+ABSTENTION_K = 10  # the hits a reader sees on the first page: the best of them decides "answerable"
+
+
+def _abstention(
+    retriever: Retriever,
+    mode: str,
+    answerable: Sequence[str],
+    unanswerable: Sequence[str],
+    batch_size: int,
+    min_confidence: float | None,
+) -> Abstention:
+    """One mode's abstention figures: best-hit confidences of both question sets, at the bar searches use."""
+
+    def best(texts: Sequence[str]) -> list[float]:
+        out: list[float] = []
+        for start in range(0, len(texts), batch_size):
+            results = retriever.search_batch_with_status(
+                texts[start : start + batch_size],
+                ABSTENTION_K,
+                min_confidence=min_confidence,
+                mode=mode,
+                highlight=False,
+            )
+            out += [r.confidence if r.confidence is not None else 0.0 for r in results]
+        return out
+
+    bar = retriever.calibration.threshold(mode) if retriever.calibration is not None else None
+    bar = min_confidence if min_confidence is not None else bar
+    return abstention(mode, best(answerable), best(unanswerable), bar if bar is not None else 0.0)
 
 
 class _Scorer:
