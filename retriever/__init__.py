@@ -10,6 +10,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from retriever.bundle import Manifest, read_manifest
 from retriever.errors import (
+    FilterMatchesNothing,
     GroundsearchError,
     IndexCorrupt,
     IndexNotFound,
@@ -17,7 +18,10 @@ from retriever.errors import (
     ModelMismatch,
     ModelUnavailable,
     PassageNotFound,
+    ServerError,
+    ServerUnavailable,
 )
+from retriever.filters import Filter
 from retriever.fusion import DEFAULT_FUSION, Fusion
 from retriever.highlight import Highlighter
 from retriever.hit import Found, Hit, Span
@@ -29,6 +33,8 @@ __all__ = [
     "DEFAULT_FUSION",
     "DEFAULT_MODEL",
     "Encoder",
+    "Filter",
+    "FilterMatchesNothing",
     "Found",
     "Fusion",
     "GroundsearchError",
@@ -44,6 +50,8 @@ __all__ = [
     "PassageNotFound",
     "Reranker",
     "Retriever",
+    "ServerError",
+    "ServerUnavailable",
     "Span",
     "read_manifest",
 ]
