@@ -26,6 +26,7 @@ from retriever.fusion import DEFAULT_FUSION, Fusion
 from retriever.highlight import Highlighter
 from retriever.hit import Found, Hit, Span
 from retriever.model import DEFAULT_MODEL, Encoder
+from retriever.remote import RemoteRetriever
 from retriever.rerank import Reranker
 from retriever.retriever import MODES, Retriever
 
@@ -48,6 +49,7 @@ __all__ = [
     "ModelMismatch",
     "ModelUnavailable",
     "PassageNotFound",
+    "RemoteRetriever",
     "Reranker",
     "Retriever",
     "ServerError",
