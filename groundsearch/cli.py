@@ -154,18 +154,31 @@ def query(
     rerank_depth: Annotated[int, typer.Option(help="First-stage passages the reranker reads.")] = 50,
     device: Annotated[str | None, typer.Option(help="torch device for the query encoder.")] = None,
     encoder: EncoderOpt = "auto",
+    title: Annotated[
+        list[str] | None, typer.Option(help="Only passages of the article with this exact title (repeatable).")
+    ] = None,
+    document: Annotated[list[int] | None, typer.Option(help="Only passages of this document id (repeatable).")] = None,
+    source: Annotated[
+        list[str] | None, typer.Option(help="Only passages from this corpus file, as `info` lists it (repeatable).")
+    ] = None,
 ) -> None:
     """Search an index and print the best passages, verbatim, with their sources.
 
     Example: groundsearch query wiki.idx "who wrote the nicomachean ethics" -k 5 --mode hybrid
+
+    --title, --document and --source restrict the search: any value of one option matches, options given
+    together must all match; a filter that matches no document is an error.
     """
     from groundsearch.terminal import wrap_highlighted
-    from retriever import Reranker, Retriever
+    from retriever import Filter, Reranker, Retriever
 
     def run() -> tuple[str, Any]:
+        filters = Filter(documents=tuple(document or ()), titles=tuple(title or ()), sources=tuple(source or ()))
         reranker = Reranker(rerank, device=device, depth=rerank_depth) if rerank else None
         retriever = Retriever.open(index, device=device, encoder=encoder)
-        hits = retriever.search(text, k=k, mode=mode, nprobe=nprobe, ef_search=ef_search, rerank=reranker)
+        hits = retriever.search(
+            text, k=k, mode=mode, nprobe=nprobe, ef_search=ef_search, rerank=reranker, filters=filters
+        )
         return mode or retriever.default_mode, hits
 
     used_mode, hits = _guard(run)
