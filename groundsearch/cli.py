@@ -157,7 +157,9 @@ def query(
     title: Annotated[
         list[str] | None, typer.Option(help="Only passages of the article with this exact title (repeatable).")
     ] = None,
-    document: Annotated[list[int] | None, typer.Option(help="Only passages of this document id (repeatable).")] = None,
+    document_ids: Annotated[
+        list[int] | None, typer.Option("--document", help="Only passages of this document id (repeatable).")
+    ] = None,
     source: Annotated[
         list[str] | None, typer.Option(help="Only passages from this corpus file, as `info` lists it (repeatable).")
     ] = None,
@@ -173,7 +175,7 @@ def query(
     from retriever import Filter, Reranker, Retriever
 
     def run() -> tuple[str, Any]:
-        filters = Filter(documents=tuple(document or ()), titles=tuple(title or ()), sources=tuple(source or ()))
+        filters = Filter(documents=tuple(document_ids or ()), titles=tuple(title or ()), sources=tuple(source or ()))
         reranker = Reranker(rerank, device=device, depth=rerank_depth) if rerank else None
         retriever = Retriever.open(index, device=device, encoder=encoder)
         hits = retriever.search(
