@@ -28,6 +28,7 @@ from retriever.errors import (
 )
 from retriever.filters import Filter
 from retriever.hit import Found, Hit, Span
+from retriever.retriever import MODES
 
 _HIT_FIELDS = frozenset(f.name for f in fields(Hit))
 _RETRIED_STATUSES = frozenset({502, 503, 504})  # a proxy in front of a server that is starting or restarting
@@ -65,7 +66,8 @@ class RemoteRetriever:
 
     @property
     def modes(self) -> tuple[str, ...]:
-        return tuple(self.info()["modes"])
+        """The search modes the server's index supports, in `MODES` order as `Retriever.modes` gives them."""
+        return tuple(mode for mode in MODES if mode in self.info()["modes"])
 
     @property
     def default_mode(self) -> str:

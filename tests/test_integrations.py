@@ -177,7 +177,10 @@ def test_dspy_rm_contract(retriever: Retriever, small_index: Path) -> None:
 def test_a_missing_framework_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, module: str, extra: str, package: str
 ) -> None:
-    monkeypatch.setitem(sys.modules, package, None)  # what `import package` meets when it is not installed
+    # What importing the package meets when it is not installed; its loaded submodules too, which an import of
+    # `package.sub` would otherwise find first.
+    for name in [package, *(name for name in sys.modules if name.startswith(f"{package}."))]:
+        monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.delitem(sys.modules, f"retriever.integrations.{module}", raising=False)
     with pytest.raises(ImportError) as missing:
         importlib.import_module(f"retriever.integrations.{module}")

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import Field
 
 from retriever import Filter, Reranker, Retriever
 from web.models import (
@@ -113,7 +114,8 @@ def api_router(limits: Limits) -> APIRouter:
             list[str] | None, Query(description="Only passages of articles with this exact title (repeatable).")
         ] = None,
         document: Annotated[
-            list[int] | None, Query(ge=0, description="Only passages of this document id (repeatable).")
+            list[Annotated[int, Field(ge=0, le=MAX_PASSAGE_ID)]] | None,
+            Query(description="Only passages of this document id (repeatable)."),
         ] = None,
         source: Annotated[
             list[str] | None, Query(description="Only passages from this corpus file, as /api/info names it.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import PurePath
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -175,7 +175,9 @@ class SearchFilter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    documents: list[int] = Field(default=[], description="Document ids in the index (`document_id` of a hit).")
+    documents: list[Annotated[int, Field(ge=0)]] = Field(
+        default=[], description="Document ids in the index (`document_id` of a hit)."
+    )
     titles: list[str] = Field(default=[], description="Exact article titles (`title` of a hit).")
     sources: list[str] = Field(default=[], description="Corpus file names, as /api/info lists them in `sources`.")
 
