@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -13,7 +14,7 @@ import faiss
 from retriever.bundle import FAISS_NAME, STORE_NAME, Manifest, read_manifest
 from retriever.errors import IndexCorrupt, InvalidQuery, PassageNotFound
 from retriever.faiss_io import hnsw_of, ivf_of, read_faiss
-from retriever.filters import Filter, Runs, Selections, faiss_selector
+from retriever.filters import Filter, Runs, Selections, faiss_selector, run_count
 from retriever.fusion import DEFAULT_FUSION, Fused, Fusion, fuse
 from retriever.highlight import Highlighter
 from retriever.hit import Found, Hit, Span
@@ -25,6 +26,7 @@ from retriever.rescore import ExactVectors
 from retriever.store import PassageStore, StoredPassage
 
 MODES = ("dense", "lexical", "hybrid")
+MAX_FILTERED_EF_SEARCH = 16_384  # a filtered HNSW search widens efSearch up to this (Retriever._select)
 
 
 class Retriever:
@@ -242,7 +244,7 @@ class Retriever:
         selector = None
         if runs is not None:
             selector = faiss_selector(runs)  # kept alive here: the parameters hold only a pointer to it
-            params = self._select(params, selector)
+            params = self._select(params, selector, run_count(runs) / max(1, self.manifest.passages))
         asked = max(depth, self._exact.depth) if self._exact is not None else depth
         scores, ids = self._index.search(vectors, min(asked, self.manifest.passages), params=params)
         # FAISS pads with -1 when fewer than `depth` vectors are reachable.
@@ -313,13 +315,24 @@ class Retriever:
             raise InvalidQuery(f"nprobe must be a whole number >= 1, got {nprobe!r}")
         return faiss.SearchParametersIVF(nprobe=min(chosen, ivf.nlist))  # type: ignore[call-arg]
 
-    def _select(self, params: Any, selector: Any) -> Any:
-        """`params` restricted to the ids `selector` accepts; FAISS passes it through ID maps and transforms."""
+    def _select(self, params: Any, selector: Any, fraction: float) -> Any:
+        """`params` restricted to the ids `selector` accepts (`fraction` of all passages); FAISS passes it through
+        ID maps and transforms.
+
+        An approximate index looks as far as an unfiltered search would look for the same number of candidates
+        from inside the filter: nprobe and efSearch grow by 1 / fraction. Else a filter of one document would
+        find only those of its passages that lie in the few lists (or graph neighbourhoods) the query visits.
+        IVF is capped at every list (a full scan, the selector checked per id); HNSW at efSearch 16384.
+        """
         if params is None:
             hnsw = hnsw_of(self._index)
             # A fresh SearchParametersHNSW would carry efSearch=16, not the value stored in the index.
             params = faiss.SearchParametersHNSW(efSearch=hnsw.hnsw.efSearch) if hnsw is not None else None  # type: ignore[attr-defined]
             params = params if params is not None else faiss.SearchParameters()
+        if isinstance(params, faiss.SearchParametersIVF):
+            params.nprobe = min(ivf_of(self._index).nlist, math.ceil(params.nprobe / fraction))
+        elif isinstance(params, faiss.SearchParametersHNSW):  # type: ignore[attr-defined]
+            params.efSearch = max(params.efSearch, min(MAX_FILTERED_EF_SEARCH, math.ceil(params.efSearch / fraction)))
         params.sel = selector
         return params
 

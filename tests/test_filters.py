@@ -158,3 +158,31 @@ def test_api_filters_equal_the_librarys(client: TestClient, retriever: Retriever
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["type"] == "filter_matches_nothing"
     assert client.get("/api/search", params={"q": "hotel", "document": -1}).status_code == 422
+
+
+@pytest.mark.parametrize("factory,params", [("IVF8,Flat", {"nprobe": 1}), ("HNSW8", {"efSearch": 16})])
+def test_an_approximate_index_widens_a_filtered_search(
+    retriever: Retriever, small_index: Path, factory: str, params: dict[str, int]
+) -> None:
+    """The bundle's vectors in an IVF (one list of eight visited) and an HNSW index, in memory: a filter of one
+    document still gets its best passages, as exact search ranks them, not only those near the query."""
+    import dataclasses
+
+    import faiss
+    import numpy as np
+
+    from retriever.store import PassageStore
+
+    vectors = np.vstack([retriever.faiss_index.reconstruct(i) for i in range(len(retriever))])
+    inner = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+    inner.train(vectors)
+    approximate = faiss.IndexIDMap2(inner)
+    approximate.add_with_ids(vectors, np.arange(len(vectors), dtype=np.int64))
+    manifest = dataclasses.replace(retriever.manifest, search_params=params)
+    store = PassageStore(small_index / STORE_NAME)
+    widened = Retriever(small_index, manifest, approximate, store, retriever.encoder)
+    for document in (1, 10, 40):
+        for question in QUESTIONS:
+            exact = retriever.search(question, k=K, mode="dense", highlight=False, filters={"document": document})
+            found = widened.search(question, k=K, mode="dense", highlight=False, filters={"document": document})
+            assert [h.passage_id for h in found] == [h.passage_id for h in exact], (factory, document, question)
