@@ -1,8 +1,8 @@
 """Each framework adapter through the framework's own entry point (LangChain `invoke`, LlamaIndex `retrieve`,
 Haystack `Pipeline.run`) on a real index: the library's hits, verbatim, with every Hit field as metadata.
 
-DSPy (about 70 packages) is not installed for the tests; its adapter imports nothing of DSPy, and its contract
-(what `dspy.Retrieve` and `dspy.ReAct` call and read) is tested here without it.
+DSPy (46 packages, 311 MB over the query-only install) is not installed for the tests; its adapter imports
+nothing of DSPy, and its contract (what `dspy.Retrieve` and `dspy.ReAct` call and read) is tested here without it.
 """
 
 from __future__ import annotations
