@@ -154,3 +154,46 @@ def test_an_adapter_over_the_remote_client(local: Retriever, server: str) -> Non
     assert [(d.id, d.page_content, d.metadata["score"]) for d in docs] == [
         (str(h.passage_id), h.text, h.score) for h in hits
     ]
+
+
+def test_gateway_errors_are_retried_and_server_errors_are_not(
+    local: Retriever, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stand-in server: 503 twice, then the passage (as a proxy before a restarting server); or always 500."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from retriever import ServerError
+    from web.models import Passage
+
+    body = Passage.from_hit(local.get(5)).model_dump_json().encode()
+    answers = iter([503, 503, 200])
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            status = next(answers) if self.path == "/api/passages/5" else 500
+            payload = body if status == 200 else json.dumps({"detail": f"failed with {status}"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    monkeypatch.setattr("retriever.remote.time.sleep", lambda seconds: None)
+    stand_in = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=stand_in.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = RemoteRetriever(f"http://127.0.0.1:{stand_in.server_address[1]}", retries=2)
+        assert client.get(5) == local.get(5) and len(seen) == 3
+        with pytest.raises(ServerError, match="HTTP 500.*failed with 500"):
+            client.get(6)
+        assert len(seen) == 4
+    finally:
+        stand_in.shutdown()
+        stand_in.server_close()
