@@ -158,21 +158,41 @@ def query(
         float | None,
         typer.Option(help="The confidence a best hit needs to count as a match; default: the index's calibrated bar."),
     ] = None,
+    title: Annotated[
+        list[str] | None, typer.Option(help="Only passages of the article with this exact title (repeatable).")
+    ] = None,
+    document_ids: Annotated[
+        list[int] | None, typer.Option("--document", help="Only passages of this document id (repeatable).")
+    ] = None,
+    source: Annotated[
+        list[str] | None, typer.Option(help="Only passages from this corpus file, as `info` lists it (repeatable).")
+    ] = None,
 ) -> None:
     """Search an index and print the best passages, verbatim, with their sources.
 
     When no passage matches well, a line says so first, and the hits below it are marked weak.
 
     Example: groundsearch query wiki.idx "who wrote the nicomachean ethics" -k 5 --mode hybrid
+
+    --title, --document and --source restrict the search: any value of one option matches, options given
+    together must all match; a filter that matches no document is an error.
     """
     from groundsearch.terminal import wrap_highlighted
-    from retriever import Reranker, Retriever
+    from retriever import Filter, Reranker, Retriever
 
     def run() -> tuple[str, Any]:
+        filters = Filter(documents=tuple(document_ids or ()), titles=tuple(title or ()), sources=tuple(source or ()))
         reranker = Reranker(rerank, device=device, depth=rerank_depth) if rerank else None
         retriever = Retriever.open(index, device=device, encoder=encoder)
         result = retriever.search_with_status(
-            text, k=k, min_confidence=min_confidence, mode=mode, nprobe=nprobe, ef_search=ef_search, rerank=reranker
+            text,
+            k=k,
+            min_confidence=min_confidence,
+            mode=mode,
+            nprobe=nprobe,
+            ef_search=ef_search,
+            rerank=reranker,
+            filters=filters,
         )
         return mode or retriever.default_mode, result
 

@@ -11,6 +11,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from retriever.bundle import Manifest, read_manifest
 from retriever.confidence import Calibration
 from retriever.errors import (
+    FilterMatchesNothing,
     GroundsearchError,
     IndexCorrupt,
     IndexNotFound,
@@ -18,11 +19,15 @@ from retriever.errors import (
     ModelMismatch,
     ModelUnavailable,
     PassageNotFound,
+    ServerError,
+    ServerUnavailable,
 )
+from retriever.filters import Filter
 from retriever.fusion import DEFAULT_FUSION, Fusion
 from retriever.highlight import Highlighter
 from retriever.hit import Found, Hit, SearchResult, Span
 from retriever.model import DEFAULT_MODEL, Encoder
+from retriever.remote import RemoteRetriever
 from retriever.rerank import Reranker
 from retriever.retriever import MODES, Retriever
 
@@ -31,6 +36,8 @@ __all__ = [
     "DEFAULT_FUSION",
     "DEFAULT_MODEL",
     "Encoder",
+    "Filter",
+    "FilterMatchesNothing",
     "Found",
     "Fusion",
     "GroundsearchError",
@@ -44,9 +51,12 @@ __all__ = [
     "ModelMismatch",
     "ModelUnavailable",
     "PassageNotFound",
+    "RemoteRetriever",
     "Reranker",
     "Retriever",
     "SearchResult",
+    "ServerError",
+    "ServerUnavailable",
     "Span",
     "read_manifest",
 ]

@@ -36,3 +36,15 @@ class PassageNotFound(GroundsearchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else "passage not found"
+
+
+class FilterMatchesNothing(InvalidQuery):
+    """A search filter (document ids, titles, source files) selects no passage of the index."""
+
+
+class ServerUnavailable(GroundsearchError):
+    """A `RemoteRetriever` could not reach its server, or got no answer in time."""
+
+
+class ServerError(GroundsearchError):
+    """The server of a `RemoteRetriever` failed to answer a request it accepted (HTTP 5xx)."""

@@ -163,8 +163,11 @@ class LexicalIndex:
         """How many passages hold each analysed term: what makes a rare word count for more in a highlight."""
         return {term: int(self._searcher.doc_freq(TEXT_FIELD, term)) for term in terms}
 
-    def search(self, text: str, k: int) -> list[tuple[int, float]]:
-        """(passage id, BM25 score) of the k best passages, best first; [] when no term survives analysis."""
+    def search(self, text: str, k: int, within: Any = None) -> list[tuple[int, float]]:
+        """(passage id, BM25 score) of the k best passages, best first; [] when no term survives analysis.
+
+        `within` (from `within_query`) restricts the search to some passages without changing their scores.
+        """
         tantivy = _tantivy()
         clauses = [
             (tantivy.Occur.Should, tantivy.Query.term_query(self._schema, TEXT_FIELD, term, index_option="freq"))
@@ -172,12 +175,36 @@ class LexicalIndex:
         ]
         if not clauses:
             return []
+        query = tantivy.Query.boolean_query(clauses)
+        if within is not None:
+            query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, within)])
         # count=False lets tantivy skip blocks that cannot enter the top k (block-max WAND).
-        hits = self._searcher.search(tantivy.Query.boolean_query(clauses), k, count=False).hits
+        hits = self._searcher.search(query, k, count=False).hits
         if not hits:
             return []
         ids = self._searcher.fast_field_values(ID_FIELD, [address for _, address in hits])
         return [(int(pid), float(score)) for (score, _), pid in zip(hits, ids, strict=True)]
 
-    def search_batch(self, texts: Sequence[str], k: int) -> list[list[tuple[int, float]]]:
-        return [self.search(text, k) for text in texts]
+    def search_batch(
+        self, texts: Sequence[str], k: int, runs: Sequence[tuple[int, int]] | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """`search` for each text; with `runs` (half-open passage id ranges), only passages inside them."""
+        within = self.within_query(runs) if runs is not None else None
+        return [self.search(text, k, within) for text in texts]
+
+    def within_query(self, runs: Sequence[tuple[int, int]]) -> Any:
+        """A clause matching the passages whose ids lie in `runs`, scoring 0 so that BM25 scores stay as they are.
+
+        Range queries over the id's fast field: the bundle's id field is not indexed, so no term set can name ids.
+        """
+        tantivy = _tantivy()
+        ranges = [
+            (
+                tantivy.Occur.Should,
+                tantivy.Query.range_query(
+                    self._schema, ID_FIELD, tantivy.FieldType.Integer, first, last, include_upper=False
+                ),
+            )
+            for first, last in runs
+        ]
+        return tantivy.Query.const_score_query(tantivy.Query.boolean_query(ranges), 0.0)

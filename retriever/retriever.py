@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from retriever.bundle import FAISS_NAME, STORE_NAME, Manifest, read_manifest
 from retriever.confidence import Calibration, Evidence, best_confidence, evidence_of
 from retriever.errors import IndexCorrupt, InvalidQuery, PassageNotFound
 from retriever.faiss_io import hnsw_of, ivf_of, read_faiss
+from retriever.filters import Filter, Runs, Selections, faiss_selector, run_count
 from retriever.fusion import DEFAULT_FUSION, Fused, Fusion, fuse
 from retriever.highlight import Highlighter
 from retriever.hit import Found, Hit, SearchResult, Span
@@ -25,6 +27,7 @@ from retriever.rescore import ExactVectors
 from retriever.store import PassageStore, StoredPassage
 
 MODES = ("dense", "lexical", "hybrid")
+MAX_FILTERED_EF_SEARCH = 16_384  # a filtered HNSW search widens efSearch up to this (Retriever._select)
 
 
 class Retriever:
@@ -51,6 +54,7 @@ class Retriever:
         self.highlighter = Highlighter(encoder, lexical)
         # None when the bundle's model has no fitted confidence model: hits then carry no confidence.
         self.calibration = Calibration.from_dict(manifest.confidence) if manifest.confidence else None
+        self._selections = Selections(store)
 
     @classmethod
     def open(
@@ -111,6 +115,7 @@ class Retriever:
         ef_search: int | None = None,
         highlight: bool = True,
         rerank: Reranker | None = None,
+        filters: Filter | Mapping[str, Any] | None = None,
         confidence: bool = True,
     ) -> list[Hit]:
         """The k passages that best match `query`, best first. See `search_batch`."""
@@ -123,6 +128,7 @@ class Retriever:
             ef_search=ef_search,
             highlight=highlight,
             rerank=rerank,
+            filters=filters,
             confidence=confidence,
         )[0]
 
@@ -173,6 +179,7 @@ class Retriever:
         ef_search: int | None = None,
         highlight: bool = True,
         rerank: Reranker | None = None,
+        filters: Filter | Mapping[str, Any] | None = None,
         confidence: bool = True,
     ) -> list[list[Hit]]:
         """Search many queries at once: one encode call and one FAISS call for all of them.
@@ -183,11 +190,22 @@ class Retriever:
         k above the number of passages returns every passage. Each returned hit carries its `highlight`
         (chosen by `self.highlighter`, for the k hits only); `highlight=False` skips that work. With a
         `rerank` cross-encoder, the first stage's top `rerank.depth` are reordered by it and the best k kept.
+        `filters` (a `Filter`, or a mapping such as `{"title": ["Paris"]}`) restricts every side of the search to
+        those documents' passages; one that matches no document raises `FilterMatchesNothing`.
         Each hit carries its `confidence` (`retriever.confidence`) where the index has a calibration;
         `confidence=False` skips that work.
         """
         hits, evidence = self._search(
-            queries, k, mode, nprobe, fusion, ef_search, highlight, rerank, confidence and self.calibration is not None
+            queries,
+            k,
+            mode,
+            nprobe,
+            fusion,
+            ef_search,
+            highlight,
+            rerank,
+            filters,
+            with_evidence=confidence and self.calibration is not None,
         )
         if evidence is None:
             return hits
@@ -212,7 +230,8 @@ class Retriever:
             options.get("ef_search"),
             options.get("highlight", False),
             options.get("rerank"),
-            True,
+            options.get("filters"),
+            with_evidence=True,
         )
         assert evidence is not None
         return [list(zip(row, row_ev, strict=True)) for row, row_ev in zip(hits, evidence, strict=True)]
@@ -227,6 +246,8 @@ class Retriever:
         ef_search: int | None,
         highlight: bool,
         rerank: Reranker | None,
+        filters: Filter | Mapping[str, Any] | None,
+        *,
         with_evidence: bool,
     ) -> tuple[list[list[Hit]], list[list[Evidence]] | None]:
         if isinstance(queries, str):
@@ -242,14 +263,16 @@ class Retriever:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise InvalidQuery(f"k must be a whole number >= 1, got {k!r}")
         mode = self._check_mode(mode)
+        chosen = Filter.of(filters)
         if not queries:
             return [], [] if with_evidence else None
+        runs = self._selections.runs(chosen) if chosen is not None else None
         k = min(k, self.manifest.passages)
         first_k = min(max(k, rerank.depth), self.manifest.passages) if rerank is not None else k
         fusion = fusion or DEFAULT_FUSION
         depth = max(first_k, fusion.depth) if mode == "hybrid" else first_k
-        dense = self.dense_candidates(queries, depth, nprobe, ef_search) if mode != "lexical" else None
-        lexical = self.lexical_candidates(queries, depth) if mode != "dense" else None
+        dense = self.dense_candidates(queries, depth, nprobe, ef_search, runs) if mode != "lexical" else None
+        lexical = self.lexical_candidates(queries, depth, runs) if mode != "dense" else None
         rankings: list[list[Fused]] = []
         for i in range(len(queries)):
             if dense is not None and lexical is not None:
@@ -310,10 +333,16 @@ class Retriever:
         ]
 
     def dense_candidates(
-        self, queries: Sequence[str], depth: int, nprobe: int | None = None, ef_search: int | None = None
+        self,
+        queries: Sequence[str],
+        depth: int,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        runs: Runs | None = None,
     ) -> list[list[tuple[int, float]]]:
-        """(passage id, cosine similarity) of the `depth` nearest passages per query, from FAISS alone."""
-        return self.dense_search(self.encode(queries), depth, nprobe, ef_search)
+        """(passage id, cosine similarity) of the `depth` nearest passages per query, from FAISS alone; only
+        passages whose ids lie in `runs` (half-open ranges) where given."""
+        return self.dense_search(self.encode(queries), depth, nprobe, ef_search, runs)
 
     def encode(self, queries: Sequence[str]) -> Any:
         """The query vectors dense search uses (float32, unit length), for callers that measure the index."""
@@ -335,10 +364,19 @@ class Retriever:
         return self._index
 
     def dense_search(
-        self, vectors: Any, depth: int, nprobe: int | None = None, ef_search: int | None = None
+        self,
+        vectors: Any,
+        depth: int,
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        runs: Runs | None = None,
     ) -> list[list[tuple[int, float]]]:
         """`dense_candidates` for vectors already encoded (`encode`); re-scored exactly where the bundle can."""
         params = self._search_params(nprobe, ef_search)
+        selector = None
+        if runs is not None:
+            selector = faiss_selector(runs)  # kept alive here: the parameters hold only a pointer to it
+            params = self._select(params, selector, run_count(runs) / max(1, self.manifest.passages))
         asked = max(depth, self._exact.depth) if self._exact is not None else depth
         scores, ids = self._index.search(vectors, min(asked, self.manifest.passages), params=params)
         # FAISS pads with -1 when fewer than `depth` vectors are reachable.
@@ -348,11 +386,14 @@ class Retriever:
         ]
         return self._exact.rescore(vectors, rows, depth) if self._exact is not None else rows
 
-    def lexical_candidates(self, queries: Sequence[str], depth: int) -> list[list[tuple[int, float]]]:
-        """(passage id, BM25 score) of the `depth` best passages per query, from the lexical index alone."""
+    def lexical_candidates(
+        self, queries: Sequence[str], depth: int, runs: Runs | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """(passage id, BM25 score) of the `depth` best passages per query, from the lexical index alone; only
+        passages whose ids lie in `runs` (half-open ranges) where given."""
         if self._lexical is None:
             raise InvalidQuery(f"{self.path} has no lexical index; rebuild it to search in lexical or hybrid mode")
-        return self._lexical.search_batch(queries, depth)
+        return self._lexical.search_batch(queries, depth, runs)
 
     def _check_mode(self, mode: str | None) -> str:
         if mode is None:
@@ -405,6 +446,27 @@ class Retriever:
         if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
             raise InvalidQuery(f"nprobe must be a whole number >= 1, got {nprobe!r}")
         return faiss.SearchParametersIVF(nprobe=min(chosen, ivf.nlist))  # type: ignore[call-arg]
+
+    def _select(self, params: Any, selector: Any, fraction: float) -> Any:
+        """`params` restricted to the ids `selector` accepts (`fraction` of all passages); FAISS passes it through
+        ID maps and transforms.
+
+        An approximate index looks as far as an unfiltered search would look for the same number of candidates
+        from inside the filter: nprobe and efSearch grow by 1 / fraction. Else a filter of one document would
+        find only those of its passages that lie in the few lists (or graph neighbourhoods) the query visits.
+        IVF is capped at every list (a full scan, the selector checked per id); HNSW at efSearch 16384.
+        """
+        if params is None:
+            hnsw = hnsw_of(self._index)
+            # A fresh SearchParametersHNSW would carry efSearch=16, not the value stored in the index.
+            params = faiss.SearchParametersHNSW(efSearch=hnsw.hnsw.efSearch) if hnsw is not None else None  # type: ignore[attr-defined]
+            params = params if params is not None else faiss.SearchParameters()
+        if isinstance(params, faiss.SearchParametersIVF):
+            params.nprobe = min(ivf_of(self._index).nlist, math.ceil(params.nprobe / fraction))
+        elif isinstance(params, faiss.SearchParametersHNSW):  # type: ignore[attr-defined]
+            params.efSearch = max(params.efSearch, min(MAX_FILTERED_EF_SEARCH, math.ceil(params.efSearch / fraction)))
+        params.sel = selector
+        return params
 
     def _hnsw_params(self, ef_search: int | None) -> Any:
         default = self.manifest.search_params.get("efSearch")

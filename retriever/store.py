@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -105,3 +106,33 @@ class PassageStore:
             "WHERE p.id >= ? AND p.id < ? ORDER BY p.id",
             (first, last),
         )
+
+    def document_runs(
+        self, documents: Sequence[int] = (), titles: Sequence[str] = (), sources: Sequence[str] = ()
+    ) -> list[tuple[int, int]]:
+        """Half-open passage id ranges of the documents matching every non-empty argument (any value of each).
+
+        One range per document: the build gives a document's passages consecutive ids. A document whose ids are
+        not consecutive (no build writes one) gets a range per passage, so the answer is right regardless.
+        """
+        where: list[str] = []
+        args: list[object] = []
+        for column, values in (("d.id", documents), ("d.title", titles), ("d.source", sources)):
+            if values:
+                # One JSON parameter, not one per value: no limit on how many values a filter names.
+                where.append(f"{column} IN (SELECT value FROM json_each(?))")
+                args.append(json.dumps(list(values)))
+        conn = self._connect()
+        rows = conn.execute(
+            "SELECT d.id, min(p.id), max(p.id), count(*) FROM documents d JOIN passages p ON p.document_id = d.id "
+            f"WHERE {' AND '.join(where) or '1'} GROUP BY d.id",
+            args,
+        ).fetchall()
+        runs: list[tuple[int, int]] = []
+        for document_id, first, last, count in rows:
+            if last - first + 1 == count:
+                runs.append((first, last + 1))
+            else:
+                ids = conn.execute("SELECT id FROM passages WHERE document_id = ?", (document_id,)).fetchall()
+                runs.extend((pid, pid + 1) for (pid,) in ids)
+        return runs

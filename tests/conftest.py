@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# Haystack (tests/test_integrations.py) sends usage telemetry unless this is set before it is imported.
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 RESUME_SHARD_SIZE = 64  # small shards so that a test can kill a build between two of them
 SAMPLE = ROOT / "data" / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 # Queries about the articles of `corpus_xml`, for tests that compare indexes over it.

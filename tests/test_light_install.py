@@ -91,6 +91,15 @@ def test_light_serve_answers(light_bin: Path, small_index: Path) -> None:
                 time.sleep(0.2)
         expected = Retriever.open(small_index).search("complex manifold", k=3, mode="dense")
         assert [h["passage_id"] for h in body["hits"]] == [h.passage_id for h in expected]
+        # The remote client needs nothing beyond the light install either.
+        client = (
+            "from retriever import RemoteRetriever; "
+            f"hits = RemoteRetriever('http://127.0.0.1:{port}').search('complex manifold', k=3, mode='dense'); "
+            "print([h.passage_id for h in hits])"
+        )
+        remote = _run(light_bin, "python", "-c", client)
+        assert remote.returncode == 0, remote.stderr
+        assert remote.stdout.strip() == str([h.passage_id for h in expected])
     finally:
         server.terminate()
         server.wait(timeout=30)

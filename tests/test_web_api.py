@@ -232,7 +232,20 @@ def test_openapi_lists_routes_parameters_and_limits(client: TestClient) -> None:
     assert len(operation_ids) == len(set(operation_ids)), operation_ids  # OpenAPI requires them unique
 
     search = {p["name"]: p for p in paths["/api/search"]["get"]["parameters"]}
-    assert set(search) == {"q", "k", "nprobe", "mode", "ef_search", "highlight", "rerank", "min_confidence"}
+    assert set(search) == {
+        "q",
+        "k",
+        "nprobe",
+        "mode",
+        "ef_search",
+        "highlight",
+        "rerank",
+        "min_confidence",
+        "title",
+        "document",
+        "source",
+    }
+    assert "post" in paths["/api/search/batch"]
     assert search["q"]["required"]
     modes = next(s for s in search["mode"]["schema"]["anyOf"] if "enum" in s)["enum"]
     assert modes == ["dense", "lexical", "hybrid"] and not search["mode"]["required"]

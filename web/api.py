@@ -7,16 +7,28 @@ No `from __future__ import annotations` here: the parameter annotations refer to
 `api_router`, and FastAPI must evaluate them when the route is defined, not later as strings.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import Field
 
-from retriever import Reranker, Retriever
-from web.models import ErrorResponse, Health, InfoResponse, Limits, Passage, SearchResponse
+from retriever import Filter, Reranker, Retriever
+from web.models import (
+    BatchSearchRequest,
+    BatchSearchResponse,
+    ErrorResponse,
+    Health,
+    InfoResponse,
+    Limits,
+    Passage,
+    SearchResponse,
+)
 
 # SQLite integers are signed 64-bit: a larger id could never exist, and would overflow the driver.
 MAX_PASSAGE_ID = 2**63 - 1
+# Most queries one /api/search/batch request may hold: each costs what one /api/search does.
+MAX_BATCH = 64
 
 
 async def get_retriever(request: Request) -> Retriever:
@@ -60,6 +72,11 @@ def require_words(query: str, parameter: str = "q") -> None:
         )
 
 
+def refuse(loc: tuple[str | int, ...], kind: str, msg: str, given: Any) -> None:
+    """A 422 in FastAPI's own shape, for a check that depends on the server's limits."""
+    raise RequestValidationError([{"type": kind, "loc": loc, "msg": msg, "input": given}])
+
+
 def api_router(limits: Limits) -> APIRouter:
     """The `/api` routes, with `limits` written into their parameter checks (and so into the OpenAPI document)."""
     router = APIRouter(prefix="/api", tags=["api"])
@@ -100,11 +117,26 @@ def api_router(limits: Limits) -> APIRouter:
                 description="The confidence the best hit needs for `answerable`; default: the index's calibrated bar.",
             ),
         ] = None,
+        title: Annotated[
+            list[str] | None, Query(description="Only passages of articles with this exact title (repeatable).")
+        ] = None,
+        document: Annotated[
+            list[Annotated[int, Field(ge=0, le=MAX_PASSAGE_ID)]] | None,
+            Query(description="Only passages of this document id (repeatable)."),
+        ] = None,
+        source: Annotated[
+            list[str] | None, Query(description="Only passages from this corpus file, as /api/info names it.")
+        ] = None,
     ) -> SearchResponse:
         """The `k` passages that best match `q`, best first, each verbatim with its provenance, and whether any
-        of them matches well (`answerable`)."""
+        of them matches well (`answerable`).
+
+        `title`, `document` and `source` restrict the search to some documents: any value of one parameter
+        matches, and the parameters given must all match. A filter that matches no document is a 422.
+        """
         require_words(q)
         reranker = get_reranker(request, rerank)
+        filters = Filter(documents=tuple(document or ()), titles=tuple(title or ()), sources=tuple(source or ()))
         result = retriever.search_with_status(
             q,
             k=k,
@@ -114,6 +146,7 @@ def api_router(limits: Limits) -> APIRouter:
             ef_search=ef_search,
             highlight=highlight,
             rerank=reranker,
+            filters=filters,
         )
         return SearchResponse.from_result(
             result,
@@ -122,6 +155,50 @@ def api_router(limits: Limits) -> APIRouter:
             nprobe=nprobe,
             ef_search=ef_search,
             reranked=reranker is not None,
+        )
+
+    @router.post("/search/batch", summary="Search many queries at once")
+    def search_batch(request: Request, retriever: RetrieverDep, body: BatchSearchRequest) -> BatchSearchResponse:
+        """`/api/search` for each of `queries`, in one call: one encoder pass and one FAISS search for all.
+
+        A POST only because a list of queries fits a body better than a URL; it writes nothing, and may be
+        repeated. At most 64 queries, each within the server's query length.
+        """
+        if len(body.queries) > MAX_BATCH:
+            refuse(("body", "queries"), "too_long", f"at most {MAX_BATCH} queries per request", len(body.queries))
+        for i, q in enumerate(body.queries):
+            if len(q) > limits.max_query_chars:
+                refuse(("body", "queries", i), "string_too_long", f"at most {limits.max_query_chars} characters", q)
+            if not q.strip():
+                refuse(("body", "queries", i), "string_blank", "empty query: give some words to search for", q)
+        k = limits.default_k if body.k is None else body.k
+        if k > limits.max_k:
+            refuse(("body", "k"), "less_than_equal", f"Input should be less than or equal to {limits.max_k}", k)
+        reranker = get_reranker(request, body.rerank)
+        filters = Filter(**body.filters.model_dump()) if body.filters is not None else None
+        results = retriever.search_batch_with_status(
+            body.queries,
+            k=k,
+            min_confidence=body.min_confidence,
+            mode=body.mode,
+            nprobe=body.nprobe,
+            ef_search=body.ef_search,
+            highlight=body.highlight,
+            rerank=reranker,
+            filters=filters,
+        )
+        return BatchSearchResponse(
+            results=[
+                SearchResponse.from_result(
+                    result,
+                    mode=body.mode or retriever.default_mode,
+                    k=k,
+                    nprobe=body.nprobe,
+                    ef_search=body.ef_search,
+                    reranked=reranker is not None,
+                )
+                for result in results
+            ]
         )
 
     @router.get(

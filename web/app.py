@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from retriever import GroundsearchError, InvalidQuery, PassageNotFound, Reranker, Retriever
+from retriever import FilterMatchesNothing, GroundsearchError, InvalidQuery, PassageNotFound, Reranker, Retriever
 from retriever.bundle import bundle_info, package_version
 from web.api import api_router, health_router
 from web.models import InfoResponse, Limits
@@ -28,7 +28,7 @@ DEFAULT_LIMITS = Limits()
 DESCRIPTION = """\
 Search one groundsearch index. Every hit is a stored passage, verbatim, with its provenance (title, URL,
 permalink to the revision, character offsets, SHA-256), so a client can quote it and cite it. Nothing here
-writes: every route is a GET.
+writes: every route is a GET, but for the batch search, a POST because a list of queries fits a body better.
 """
 
 
@@ -73,6 +73,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(PassageNotFound, _not_found)
     app.add_exception_handler(InvalidQuery, _invalid_query)
+    app.add_exception_handler(FilterMatchesNothing, _filter_matches_nothing)
     app.add_exception_handler(GroundsearchError, _server_error)
     if cors_origins:
         # Read-only API: browsers on those origins may GET, nothing else, and send no credentials.
@@ -87,6 +88,12 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
 async def _invalid_query(request: Request, exc: Exception) -> JSONResponse:
     # Route parameters are checked before the retriever sees them; this is the backstop, in FastAPI's shape.
     error = {"type": "invalid_query", "loc": ["query"], "msg": str(exc)}
+    return JSONResponse({"detail": [error]}, status_code=422)
+
+
+async def _filter_matches_nothing(request: Request, exc: Exception) -> JSONResponse:
+    # Its own type, so that a client (retriever.RemoteRetriever) can tell it from any other refused query.
+    error = {"type": "filter_matches_nothing", "loc": ["query"], "msg": str(exc)}
     return JSONResponse({"detail": [error]}, status_code=422)
 
 

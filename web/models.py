@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import PurePath
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -203,3 +203,35 @@ class Health(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str = Field(description="One line saying what went wrong.")
+
+
+class SearchFilter(BaseModel):
+    """Documents a search may return passages from: any value of a field matches, given fields must all match."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    documents: list[Annotated[int, Field(ge=0)]] = Field(
+        default=[], description="Document ids in the index (`document_id` of a hit)."
+    )
+    titles: list[str] = Field(default=[], description="Exact article titles (`title` of a hit).")
+    sources: list[str] = Field(default=[], description="Corpus file names, as /api/info lists them in `sources`.")
+
+
+class BatchSearchRequest(BaseModel):
+    """Many queries searched in one call: one encoder pass and one FAISS search for all of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[str] = Field(min_length=1, description="What to search for, one string per query.")
+    k: int | None = Field(default=None, ge=1, description="Passages per query; default: the server's.")
+    mode: Literal["dense", "lexical", "hybrid"] | None = Field(default=None, description="As for /api/search.")
+    nprobe: int | None = Field(default=None, ge=1, description="As for /api/search.")
+    ef_search: int | None = Field(default=None, ge=1, description="As for /api/search.")
+    highlight: bool = Field(default=True, description="As for /api/search.")
+    rerank: bool | None = Field(default=None, description="As for /api/search.")
+    min_confidence: float | None = Field(default=None, ge=0.0, le=1.0, description="As for /api/search.")
+    filters: SearchFilter | None = Field(default=None, description="Restrict every query to these documents.")
+
+
+class BatchSearchResponse(BaseModel):
+    results: list[SearchResponse] = Field(description="One response per query, in the order of `queries`.")
