@@ -85,7 +85,9 @@ def mediawiki(hit: Hit) -> str:
     fields = [("title", hit.title)]
     if hit.permalink:
         fields.append(("url", hit.permalink))
-        fields.append(("website", urlsplit(hit.permalink).netloc))
+        host = urlsplit(hit.permalink).netloc
+        if host:
+            fields.append(("website", host))
     date = revision_date(hit.timestamp)
     if date:
         fields.append(("date", date))
