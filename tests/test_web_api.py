@@ -471,6 +471,8 @@ def test_passage_page_shows_it_in_context(client: TestClient, retriever: Retriev
     for bad, shown in (
         (str(len(retriever)), f"no passage with id {len(retriever)}"),
         ("x1", "no passage with id “x1”"),
+        ("²", "no passage with id “²”"),
+        (str(2**64), f"no passage with id “{2**64}”"),
     ):
         missing = client.get(f"/passages/{bad}")
         assert missing.status_code == 404 and 'class="state-error"' in missing.text

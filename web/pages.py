@@ -322,7 +322,8 @@ def pages_router(limits: Limits) -> APIRouter:
         context: dict[str, Any] = {"q": "", "keep_k": False, "mode": retriever.default_mode, "info": info}
         context["limits"] = limits
         try:
-            number = int(passage_id) if passage_id.isdigit() else -1
+            # ASCII digits only: str.isdigit also accepts "²", which int() refuses.
+            number = int(passage_id) if passage_id.isascii() and passage_id.isdigit() else -1
             if not 0 <= number <= MAX_PASSAGE_ID:
                 raise PassageNotFound(f"no passage with id “{passage_id}”")
             around = retriever.context(number, before=CONTEXT_PASSAGES, after=CONTEXT_PASSAGES)
