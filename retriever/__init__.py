@@ -25,7 +25,7 @@ from retriever.errors import (
 from retriever.filters import Filter
 from retriever.fusion import DEFAULT_FUSION, Fusion
 from retriever.highlight import Highlighter
-from retriever.hit import Found, Hit, SearchResult, Span
+from retriever.hit import Context, Found, Hit, SearchResult, Span
 from retriever.model import DEFAULT_MODEL, Encoder
 from retriever.remote import RemoteRetriever
 from retriever.rerank import Reranker
@@ -33,6 +33,7 @@ from retriever.retriever import MODES, Retriever
 
 __all__ = [
     "Calibration",
+    "Context",
     "DEFAULT_FUSION",
     "DEFAULT_MODEL",
     "Encoder",

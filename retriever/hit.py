@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from retriever.citation import cite
+
 
 @dataclass(frozen=True)
 class Found:
@@ -100,13 +102,32 @@ class Hit:
         title = quote(self.title.replace(" ", "_"), safe="/:_-.,()'")
         return f"{parts.scheme}://{parts.netloc}{site}/w/index.php?title={title}&oldid={self.revision}"
 
-    def citation(self) -> str:
-        """One line a QA tool can print under an answer: where the passage is, and how to check it."""
-        where = f"{self.title}, {self.section}" if self.section else self.title
-        return (
-            f"{where}. {self.permalink or '(no URL)'} "
-            f"(passage {self.passage_id}, characters {self.start}-{self.end}, sha256 {self.sha256[:16]})"
-        )
+    def citation(self, style: str = "plain") -> str:
+        """The passage cited in `style` (`retriever.citation.STYLES`): "plain", one line a QA tool can print under
+        an answer (where the passage is, and how to check it); "bibtex", an @misc entry; "mediawiki", a
+        {{cite web}} template. Each is built from this hit's fields alone."""
+        return cite(self, style)
+
+
+@dataclass(frozen=True)
+class Context:
+    """A passage in place, from `Retriever.context`: its neighbours in the same section, and where to go next.
+
+    `before` and `after` are the passages just ahead of and just past `passage` in its section, in text order
+    (fewer where the section starts or ends sooner). `previous` and `next` are the ids of the passages right
+    before and right after `passage` in its document, whatever their section; None at the document's ends.
+    """
+
+    passage: Hit
+    before: tuple[Hit, ...]
+    after: tuple[Hit, ...]
+    previous: int | None
+    next: int | None
+
+    @property
+    def passages(self) -> tuple[Hit, ...]:
+        """`before`, `passage` and `after`, in text order."""
+        return (*self.before, self.passage, *self.after)
 
 
 @dataclass(frozen=True)

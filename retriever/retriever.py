@@ -18,7 +18,7 @@ from retriever.faiss_io import hnsw_of, ivf_of, read_faiss
 from retriever.filters import Filter, Runs, Selections, faiss_selector, run_count
 from retriever.fusion import DEFAULT_FUSION, Fused, Fusion, fuse
 from retriever.highlight import Highlighter
-from retriever.hit import Found, Hit, SearchResult, Span
+from retriever.hit import Context, Found, Hit, SearchResult, Span
 from retriever.lexical import LexicalIndex
 from retriever.query import clean_query
 from retriever.query_encoder import QueryEncoder, open_query_encoder
@@ -433,6 +433,33 @@ class Retriever:
         if stored is None:
             raise PassageNotFound(f"no passage with id {passage_id} (ids run from 0 to {len(self) - 1})")
         return _hit(stored, rank=0, score=None)
+
+    def context(self, passage_id: int, before: int = 2, after: int = 2) -> Context:
+        """The passage with this id and up to `before` and `after` of its neighbours in the same section, to read
+        it in place; with the ids of the passages either side of it in its document (see `Context`)."""
+        for name, value in (("before", before), ("after", after)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidQuery(f"{name} must be a whole number >= 0, got {value!r}")
+        # One place further each way than asked, for the previous and next ids.
+        rows = self._store.around(passage_id, before + 1, after + 1)
+        at = next((i for i, row in enumerate(rows) if row.passage_id == int(passage_id)), None)
+        if at is None:
+            raise PassageNotFound(f"no passage with id {passage_id} (ids run from 0 to {len(self) - 1})")
+        here = rows[at]
+        ahead = rows[max(0, at - before) : at]
+        past = rows[at + 1 : at + 1 + after]
+        # Only the unbroken run of the passage's own section: a section's passages are consecutive.
+        while ahead and any(row.section != here.section for row in ahead):
+            ahead.pop(0)
+        while past and any(row.section != here.section for row in past):
+            past.pop()
+        return Context(
+            passage=_hit(here, rank=0, score=None),
+            before=tuple(_hit(row, rank=0, score=None) for row in ahead),
+            after=tuple(_hit(row, rank=0, score=None) for row in past),
+            previous=rows[at - 1].passage_id if at > 0 else None,
+            next=rows[at + 1].passage_id if at + 1 < len(rows) else None,
+        )
 
     def _search_params(self, nprobe: int | None, ef_search: int | None = None) -> Any:
         # Per-call parameter objects, not ParameterSpace, which would mutate the index shared by all threads.

@@ -44,6 +44,16 @@ FROM passages p JOIN documents d ON d.id = p.document_id
 WHERE p.id IN ({marks})
 """
 
+_AROUND = """
+WITH here AS (SELECT document_id, ord FROM passages WHERE id = :id)
+SELECT p.id, p.text, p.section, p.ord, p.start, p."end", p.sha256,
+       d.id, d.source_id, d.title, d.url, d.revision, d.timestamp
+FROM here JOIN passages p ON p.document_id = here.document_id
+     AND p.ord BETWEEN here.ord - :before AND here.ord + :after
+JOIN documents d ON d.id = p.document_id
+ORDER BY p.ord
+"""
+
 
 @dataclass(frozen=True)
 class StoredPassage:
@@ -93,6 +103,12 @@ class PassageStore:
             for row in rows:
                 found[row[0]] = StoredPassage(*row)
         return found
+
+    def around(self, passage_id: int, before: int, after: int) -> list[StoredPassage]:
+        """The passages of `passage_id`'s document from `before` places ahead of it to `after` past it, in
+        document order; empty when no passage has that id. One query, on the (document_id, ord) index."""
+        rows = self._connect().execute(_AROUND, {"id": int(passage_id), "before": before, "after": after}).fetchall()
+        return [StoredPassage(*row) for row in rows]
 
     def count(self, table: str = "passages") -> int:
         if table not in ("passages", "documents"):

@@ -326,7 +326,12 @@ def test_markup_is_verbatim_in_json_and_escaped_on_the_page(markup_client: TestC
     assert f"{shown}{escape(text[s:e])}</mark>{escape(text[e:])}</blockquote>" in html
     assert SCRIPT not in html and "<b>Markup</b>" not in html
     assert 'href="javascript:' not in html  # a javascript: URL in the corpus is shown, never linked
-    assert html.count("<script") == 1  # only the page's own /static/cite.js
+    assert html.count("<script") == 1  # only the page's own /static/page.js
+
+    html = markup_client.get(f"/passages/{tagged['passage_id']}").text
+    assert f'dir="auto" cite="">{escape(text)}</blockquote>' in html and SCRIPT not in html
+    assert str(escape(MARKUP_TITLE)) in html and "<b>Markup</b>" not in html and 'href="javascript:' not in html
+    assert "{{cite web |title=&lt;b&gt;Markup&lt;/b&gt; &amp; &#34;quotes&#34; |url=javascript:alert(1) |at=" in html
 
 
 def test_index_broken_under_a_running_server_is_500_one_line(markup_index: Path, tmp_path: Path) -> None:
@@ -350,12 +355,13 @@ def test_empty_page_has_the_box_and_the_security_headers(client: TestClient) -> 
     for params in ({}, {"q": "   "}):
         page = client.get("/", params=params)
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-        assert 'class="state-empty"' in page.text and "autofocus" in page.text
+        assert 'class="state-empty"' in page.text and "autofocus" in page.text and 'dir="auto"' in page.text
+        assert page.text.count("<h1") == 1 and '<h1 class="brand">' in page.text
         assert 'class="results"' not in page.text and "Verbatim passages from 68 articles" in page.text
         csp = page.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "script-src 'self'" in csp
         assert page.headers["x-content-type-options"] == "nosniff"
-    for asset in ("/static/style.css", "/static/cite.js", "/static/favicon.svg"):
+    for asset in ("/static/style.css", "/static/page.js", "/static/favicon.svg"):
         assert client.get(asset).status_code == 200
 
 
@@ -393,11 +399,95 @@ def test_bad_page_parameters_show_a_422_error_page(client: TestClient, params: d
     assert 'class="results"' not in page.text and "content-security-policy" in page.headers
 
 
+def test_results_page_shows_words_first_numbers_on_demand(client: TestClient, retriever: Retriever) -> None:
+    """Each hit: its revision's date, "strong match" or "weak match" with the number in the hover text, the scores
+    and the three citation styles folded away; hits of one article grouped under its best one."""
+    result = retriever.search_with_status(HOTEL, k=10)
+    html = client.get("/", params={"q": HOTEL}).text
+    assert html.count("<h1") == 1 and f'<h1 class="summary">\n  Passages 1–10 for <q dir="auto">{HOTEL}</q>' in html
+    strong = sum(not result.is_weak(h) for h in result.hits)
+    assert f"best first · {strong} strong match{'' if strong == 1 else 'es'}" in html
+    for hit in result.hits:
+        view = html.split(f'id="passage-{hit.passage_id}"', 1)[1].split("</li>", 1)[0]
+        assert f'as of <time datetime="{hit.timestamp}">{hit.timestamp[:10]}</time>' in view  # type: ignore[index]
+        word = "weak match" if result.is_weak(hit) else "strong match"
+        assert f'<span class="match" title="confidence {hit.confidence:.2f}">{word}</span>' in view
+        assert f"score {hit.score:.3f}" not in view  # no longer in the meta line: behind "Scores"
+        scores = view.split('<details class="scores">', 1)[1].split("</details>", 1)[0]
+        assert f"<dd>{hit.score:.3f} " in scores and f"<dd>#{hit.rank_in('dense')} " in scores
+        assert f'<a class="in-context" href="/passages/{hit.passage_id}">' in view
+        for style in ("plain", "bibtex", "mediawiki"):
+            assert f'<pre class="citation" data-style="{style}">{escape(hit.citation(style))}</pre>' in view
+    # One <li> per article at the top level; an article's other hits in a closed <details> under it, by rank.
+    by_article: dict[int, list[int]] = {}
+    for hit in result.hits:
+        by_article.setdefault(hit.document_id, []).append(hit.rank)
+    assert html.count('<li class="more-from">') == sum(len(ranks) > 1 for ranks in by_article.values()) > 0
+    for ranks in by_article.values():
+        if len(ranks) > 1:
+            assert f"(#{', #'.join(map(str, ranks[1:]))})</span></summary>" in html
+    assert "<details open" not in html
+
+
+def test_more_results_page_through_deeper_ranks(client: TestClient, retriever: Retriever) -> None:
+    deep = retriever.search_with_status(HOTEL, k=9).hits
+    html = client.get("/", params={"q": HOTEL, "k": "3", "page": "2"}).text
+    assert "Passages 4–6 for" in html and "<title>hotel in Prince Edward Island (page 2) – groundsearch" in html
+    shown = [int(i) for i in re.findall(r'<li class="result[^"]*" id="passage-(\d+)"', html)]
+    articles = [h.document_id for h in deep[3:6]]
+    # Ranks 4 to 6, an article's hits after its best one (a stable sort keeps their rank order).
+    assert shown == [h.passage_id for h in sorted(deep[3:6], key=lambda h: articles.index(h.document_id))]
+    assert '<a class="previous" rel="prev" href="/?q=hotel+in+Prince+Edward+Island&amp;mode=hybrid&amp;k=3">' in html
+    assert 'rel="next" href="/?q=hotel+in+Prince+Edward+Island&amp;mode=hybrid&amp;k=3&amp;page=3">More results' in html
+    first = client.get("/", params={"q": HOTEL, "k": "3"}).text
+    assert 'rel="prev"' not in first and "page=2" in first
+    # The last page the server's limit (max_k 100) allows: ranks 91-100 for k=30, and no page after it.
+    last = client.get("/", params={"q": HOTEL, "k": "30", "page": "4"}).text
+    assert "Passages 91–100 for" in last and 'rel="next"' not in last and "Results stop at rank 100" in last
+    for page in ("0", "5", "x"):
+        refused = client.get("/", params={"q": HOTEL, "k": "30", "page": page})
+        assert refused.status_code == 422 and f"page must be a whole number from 1 to 4, not “{page}”" in refused.text
+    # A lexical search that ranks fewer passages than the page starts at.
+    few = len(retriever.search("Charlottetown", k=100, mode="lexical"))
+    past = client.get("/", params={"q": "Charlottetown", "mode": "lexical", "page": "2"}).text
+    assert f"This search ranks only {few} passage" in past and "page 2 would start at rank 11" in past
+
+
+def test_passage_page_shows_it_in_context(client: TestClient, retriever: Retriever) -> None:
+    middle = next(i for i in range(len(retriever)) if len(retriever.context(i).passages) == 5)
+    around = retriever.context(middle)
+    page = client.get(f"/passages/{middle}")
+    assert page.status_code == 200 and "content-security-policy" in page.headers
+    html = page.text
+    assert html.count("<h1") == 1 and f">{escape(around.passage.title)}</a>\n  </h1>" in html
+    texts = [escape(h.text) for h in around.passages]
+    positions = [html.index(f'dir="auto" cite="{escape(around.passage.permalink)}">{t}</blockquote>') for t in texts]
+    assert positions == sorted(positions)  # in text order, the passage itself in the middle, marked
+    assert f'<blockquote class="passage focus" id="passage-{middle}"' in html
+    assert f'<a class="previous" rel="prev" href="/passages/{around.previous}">' in html
+    assert f'<a class="next" rel="next" href="/passages/{around.next}">' in html
+    assert f'href="{escape(around.passage.permalink)}" rel="noreferrer noopener">view this revision</a>' in html
+    assert f'<pre class="citation" data-style="bibtex">{escape(around.passage.citation("bibtex"))}</pre>' in html
+    for bad, shown in (
+        (str(len(retriever)), f"no passage with id {len(retriever)}"),
+        ("x1", "no passage with id “x1”"),
+        ("²", "no passage with id “²”"),
+        (str(2**64), f"no passage with id “{2**64}”"),
+    ):
+        missing = client.get(f"/passages/{bad}")
+        assert missing.status_code == 404 and 'class="state-error"' in missing.text
+        assert str(escape(shown[0].upper() + shown[1:])) in missing.text
+
+
+def test_api_docs_link_back_to_the_page(client: TestClient) -> None:
+    assert "[← Back to the search page](/)" in client.get("/openapi.json").json()["info"]["description"]
+
+
 def test_no_results_state(client: TestClient) -> None:
     """A lexical search for a word no passage holds finds nothing; dense and hybrid always return k hits."""
     page = client.get("/", params={"q": "<zqxwvy>", "mode": "lexical"})
     assert page.status_code == 200 and 'class="state-none"' in page.text
-    assert "No passages found for <q>&lt;zqxwvy&gt;</q>" in page.text and 'class="results"' not in page.text
+    assert 'No passages found for <q dir="auto">&lt;zqxwvy&gt;</q>' in page.text and 'class="results"' not in page.text
     assert '<option value="lexical" selected>' in page.text  # the mode rides along into the next search
 
 

@@ -1,8 +1,10 @@
 """The page in a real browser: `groundsearch serve` as a subprocess, Debian's headless Chromium driven by Playwright.
 
-This is the one test that sees what a user sees: the server really listening, the stylesheet and cite.js
-loaded under the page's Content-Security-Policy, the form submitted by a key press, the "Cite" box opened and
-copied, and the layout at phone width. Playwright's own browser download is never used.
+These are the tests that see what a user sees: the server really listening, the stylesheet and page.js loaded
+under the page's Content-Security-Policy, the keyboard (`/` to the box, Enter to search, Enter on a toggle), the
+"Cite" box opened and copied, more results, a passage in context, a query nothing matches, and the layout at
+1280 px, in dark mode and at phone width. Playwright's own browser download is never used. One server and one
+browser for the module, and few tests, each walking a whole path: the suite's time budget is tight.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from retriever import Retriever
+from retriever import Hit, Retriever
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -39,6 +41,7 @@ CHROMIUM_ARGS = [
 ]
 QUERY = "hotel in Prince Edward Island"
 TITLE = "Hotel Charlottetown"
+GIBBERISH = "xyzzyqwv"
 START_TIMEOUT_S = 180  # opening the index loads the model: seconds alone, longer on a busy 2-core machine
 
 
@@ -142,8 +145,25 @@ def _save(page: Page, tmp_path: Path, name: str, full_page: bool = True) -> list
     return [shot, stable / name]
 
 
-def test_search_read_cite_in_a_real_browser(browser: Browser, server: str, small_index: Path, tmp_path: Path) -> None:
-    expected = Retriever.open(small_index).search(QUERY, k=10)  # the page's default k
+def _grouped(hits: list[Hit]) -> list[Hit]:
+    """Hits in the order the page lists them: by article, in the order of each article's best hit."""
+    articles = [h.document_id for h in hits]
+    return sorted(hits, key=lambda h: articles.index(h.document_id))
+
+
+def _left(page: Page, selector: str) -> float:
+    box = page.locator(selector).first.bounding_box()
+    assert box is not None, selector
+    return float(box["x"])
+
+
+def test_search_read_cite_page_through_in_a_real_browser(
+    browser: Browser, server: str, small_index: Path, tmp_path: Path
+) -> None:
+    """Keyboard to results, words before numbers, grouping, citations copied, more results, a passage in place."""
+    retriever = Retriever.open(small_index)
+    result = retriever.search_with_status(QUERY, k=20)  # two pages of the page's default k
+    expected = result.hits
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server)
     page = context.new_page()
@@ -151,49 +171,137 @@ def test_search_read_cite_in_a_real_browser(browser: Browser, server: str, small
 
     page.goto(server + "/")
     assert page.locator("body").get_attribute("class") == "state-empty"
-    page.fill("#q", QUERY)
+    assert page.locator("h1").count() == 1
+    footer = page.locator("footer").bounding_box()
+    assert footer is not None and footer["y"] + footer["height"] == 900  # at the window's foot, not under the box
+    page.locator(".tagline").click()  # away from the box, which the empty page focuses
+    page.keyboard.press("/")  # page.js: "/" brings the focus back to the box
+    assert page.evaluate("document.activeElement.id") == "q"
+    page.keyboard.type(QUERY)
     with page.expect_navigation():
-        page.press("#q", "Enter")
+        page.keyboard.press("Enter")
     assert "q=hotel+in+Prince+Edward+Island" in page.url
     assert page.input_value("#q") == QUERY  # the query stays in the box
+    page.locator("main").click(position={"x": 5, "y": 5})
+    page.keyboard.press("/")  # again, from the results: the box focused, its query selected to be typed over
+    focused = "[document.activeElement.id, document.activeElement.selectionStart, document.activeElement.selectionEnd]"
+    assert page.evaluate(focused) == ["q", 0, len(QUERY)]
 
+    # The summary line, the no-match line and the results start where the search box starts.
+    lefts = {
+        name: _left(page, sel)
+        for name, sel in [("box", "form.search"), ("summary", "h1.summary"), ("results", "ol.results")]
+    }
+    assert len(set(lefts.values())) == 1, lefts
+    assert page.locator("h1").count() == 1 and page.locator(".no-match").count() == 0
+    # innerText has no quotes around the query: the <q> element's are drawn by CSS.
+    assert page.locator("h1.summary").inner_text().startswith(f"Passages 1–10 for {QUERY}, best first")
+
+    first_page = expected[:10]
     results = page.locator("li.result")
-    assert results.count() == len(expected)
-    assert results.nth(0).locator("h2.title").inner_text().strip() == TITLE == expected[0].title
-    for i, hit in enumerate(expected):
+    assert results.count() == 10
+    assert [int(str(i).split("-")[1]) for i in results.evaluate_all("els => els.map(e => e.id)")] == [
+        h.passage_id for h in _grouped(first_page)
+    ]
+    best = page.locator(f"#passage-{first_page[0].passage_id}")
+    assert best.locator("h2.title").inner_text().strip() == TITLE == first_page[0].title
+    assert best.locator(".match").inner_text() == "strong match"
+    assert best.locator(".match").get_attribute("title") == f"confidence {first_page[0].confidence:.2f}"
+    assert best.locator(".as-of").inner_text() == f"as of {first_page[0].timestamp[:10]}"  # type: ignore[index]
+    for hit in first_page:
         # textContent, not innerText: the DOM's text, byte for byte, whatever CSS does to whitespace.
-        assert results.nth(i).locator("blockquote.passage").text_content() == hit.text
+        assert page.locator(f"#passage-{hit.passage_id} > blockquote.passage").text_content() == hit.text
 
-    first = results.nth(0)
-    citation = first.locator("code.citation")
-    assert not citation.is_visible()
-    first.locator("details.cite summary").click()
-    assert citation.is_visible() and citation.text_content() == expected[0].citation()
-    copy = first.locator("button.copy")
-    assert copy.is_visible()  # cite.js ran: the page's CSP lets its own script in
+    # Numbers on demand: the scores are folded away; Enter on the focused toggle opens them.
+    scores = best.locator("details.scores")
+    assert not scores.locator("dl").is_visible()
+    scores.locator("summary").focus()
+    page.keyboard.press("Enter")
+    assert scores.locator("dl").is_visible() and f"{first_page[0].score:.3f}" in scores.inner_text()
+
+    # An article's further hits are folded under its best one, and open on a click.
+    grouped = page.locator("li.more-from")
+    if grouped.count():
+        inner = grouped.first.locator("li.result").first
+        assert not inner.is_visible()
+        grouped.first.locator("summary").first.click()
+        assert inner.is_visible()
+
+    citations = best.locator("pre.citation")
+    assert not citations.first.is_visible()
+    best.locator("details.cite summary").click()
+    assert citations.all_text_contents() == [first_page[0].citation(s) for s in ("plain", "bibtex", "mediawiki")]
+    copy = best.locator("button.copy").nth(1)  # BibTeX's
+    assert copy.is_visible()  # page.js ran: the page's CSP lets its own script in
     copy.click()
     page.wait_for_function("b => b.textContent !== 'Copy'", arg=copy.element_handle())
     assert copy.inner_text() == "Copied"
-    assert page.evaluate("navigator.clipboard.readText()") == expected[0].citation()
-    assert errors == []
-
+    assert page.evaluate("navigator.clipboard.readText()") == first_page[0].citation("bibtex")
     _save(page, tmp_path, "search-desktop.png")
+
+    # More results: ranks 11 to 20, the ones a search for 20 ranks there.
+    with page.expect_navigation():
+        page.locator("a[rel=next]").click()
+    assert "page=2" in page.url and page.locator("h1.summary").inner_text().startswith("Passages 11–20 for")
+    shown = page.locator("li.result").evaluate_all("els => els.map(e => Number(e.id.split('-')[1]))")
+    assert shown == [h.passage_id for h in _grouped(expected[10:20])]
+    assert page.locator("a[rel=prev]").count() == 1
+
+    # A passage in context: its neighbours in its section around it, then on to the next passage.
+    middle = next(h for h in expected if len(retriever.context(h.passage_id).passages) > 1)
+    around = retriever.context(middle.passage_id)
+    page.goto(server + f"/passages/{middle.passage_id}")
+    assert page.locator("h1").inner_text().strip() == middle.title
+    assert page.locator(".context blockquote").all_text_contents() == [h.text for h in around.passages]
+    assert page.locator("blockquote.focus").text_content() == middle.text
+    assert page.locator("a.revision-link").get_attribute("href") == middle.permalink
+    _save(page, tmp_path, "passage-desktop.png")
+    if around.next is not None:
+        with page.expect_navigation():
+            page.locator("a[rel=next]").click()
+        assert page.url.endswith(f"/passages/{around.next}")
+        assert page.locator("blockquote.focus").text_content() == retriever.get(around.next).text
+    assert errors == []
     context.close()
 
 
-def test_phone_width_has_no_horizontal_overflow(browser: Browser, server: str, tmp_path: Path) -> None:
-    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+def test_no_match_dark_mode_and_phone_width(browser: Browser, server: str, tmp_path: Path) -> None:
+    """A gibberish query says nothing matches and mutes every hit; dark mode's focused box has an edge; at 390 px
+    the box is nearly the screen's width and nothing is wider than the screen, results and passage page alike."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
     page = context.new_page()
     errors = _watch_errors(page)
-    for name, path in (("phone-empty.png", "/"), ("phone-results.png", "/?q=" + QUERY.replace(" ", "+"))):
-        page.goto(server + path)
-        if path != "/":
+    page.goto(server + "/?q=" + GIBBERISH)
+    assert page.locator("p.no-match").inner_text().startswith("No passage in this corpus matches well")
+    assert page.locator("li.result").count() == page.locator("li.result.weak").count() == 10
+    assert set(page.locator("li.result > .meta .match").all_text_contents()) == {"weak match"}
+    page.focus("#q")
+    edge = page.evaluate("getComputedStyle(document.querySelector('form.search')).borderTopColor")
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert edge == "rgb(129, 201, 149)" != background  # the accent, on the dark background
+    _save(page, tmp_path, "no-match-dark.png", full_page=False)
+    context.close()
+
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page = context.new_page()
+    phone_errors = _watch_errors(page)
+    passage = None
+    for name, path in (
+        ("phone-empty.png", "/"),
+        ("phone-results.png", "/?q=" + QUERY.replace(" ", "+")),
+        ("phone-passage.png", None),
+    ):
+        page.goto(server + (path or f"/passages/{passage}"))
+        box = page.locator("#q").bounding_box()
+        assert box is not None and box["width"] >= 300, f"{name}: the search box is {box} in a 390 px viewport"
+        if path and path != "/":
             page.locator("li.result details.cite summary").first.click()  # the widest thing on the page
             assert page.locator("li.result").count() == 10
+            passage = page.locator("li.result").first.get_attribute("id").split("-")[1]  # type: ignore[union-attr]
         width = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert width[1] == 390 and width[0] <= width[1], f"{name}: page is {width[0]} px wide in a 390 px viewport"
         _save(page, tmp_path, name, full_page=False)  # one phone screen: what a user sees first
-    assert errors == []
+    assert errors == phone_errors == []
     context.close()
 
 
@@ -207,5 +315,8 @@ def test_api_docs_render_offline(browser: Browser, server: str, tmp_path: Path) 
     page.wait_for_selector(".opblock-summary-path[data-path='/api/search']", timeout=30_000)
     assert page.locator(".opblock-summary-path[data-path='/api/passages/{passage_id}']").count() == 1
     assert requested and all(url.startswith(server + "/") for url in requested), requested
+    # The way back to the search page, in the API's description (Swagger UI opens it in a new tab).
+    back = page.get_by_role("link", name="← Back to the search page")
+    assert back.is_visible() and back.get_attribute("href") == "/"
     _save(page, tmp_path, "api-docs.png", full_page=False)
     context.close()

@@ -29,6 +29,8 @@ DESCRIPTION = """\
 Search one groundsearch index. Every hit is a stored passage, verbatim, with its provenance (title, URL,
 permalink to the revision, character offsets, SHA-256), so a client can quote it and cite it. Nothing here
 writes: every route is a GET, but for the batch search, a POST because a list of queries fits a body better.
+
+[← Back to the search page](/)
 """
 
 
