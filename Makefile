@@ -65,7 +65,7 @@ demo: $(DEMO_INDEX)/manifest.json
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy retriever index_build groundsearch web
+	$(BIN)/mypy retriever index_build evaluation groundsearch web
 
 test: lint chromium light
 	$(BIN)/python -m pytest -q

@@ -30,9 +30,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from evaluation.abstention import abstention, auroc  # noqa: E402
+from evaluation.questions import Question, read_questions  # noqa: E402
 from index_build.calibration import CALIBRATIONS_DIR, choose_threshold, fit_logistic  # noqa: E402
-from index_build.evaluation.abstention import abstention, auroc  # noqa: E402
-from index_build.evaluation.questions import Question, read_questions  # noqa: E402
 from retriever import Retriever  # noqa: E402
 from retriever.confidence import CALIBRATION_VERSION, FEATURES, Calibration, ModeWeights  # noqa: E402
 

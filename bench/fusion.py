@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from index_build.evaluation.metrics import answer_tokens, has_answer  # noqa: E402
-from index_build.evaluation.questions import Question, read_questions  # noqa: E402
+from evaluation.metrics import answer_tokens, has_answer  # noqa: E402
+from evaluation.questions import Question, read_questions  # noqa: E402
 from retriever import Retriever  # noqa: E402
 from retriever.fusion import DEFAULT_FUSION, Fusion, fuse  # noqa: E402
 

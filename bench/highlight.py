@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from index_build.evaluation.metrics import answer_tokens, has_answer  # noqa: E402
+from evaluation.metrics import answer_tokens, has_answer  # noqa: E402
 from index_build.readers.squad import paragraph_id  # noqa: E402
 from retriever import Retriever  # noqa: E402
 from retriever.bundle import STORE_NAME  # noqa: E402

@@ -38,6 +38,7 @@ def main() -> None:
     import faiss
     import torch
 
+    from index_build.bundle_writer import bundle_manifest, write_manifest
     from index_build.embed import embed_passages
     from index_build.faiss_index import build_faiss, choose_factory
     from index_build.lexical_writer import index_store
@@ -45,8 +46,8 @@ def main() -> None:
     from index_build.readers import open_corpus
     from index_build.store_writer import finish_store, write_store
     from retriever import MODES, Retriever
-    from retriever.bundle import TEXT_TEMPLATE, Manifest, ModelInfo, embedding_text
-    from retriever.lexical import LexicalIndex, lexical_info
+    from retriever.bundle import FAISS_NAME, STORE_NAME, TEXT_TEMPLATE, ModelInfo, embedding_text
+    from retriever.lexical import LEXICAL_DIR, LexicalIndex
     from retriever.model import DEFAULT_MODEL, Encoder, default_batch_size
     from retriever.onnx_encoder import OnnxEncoder
     from retriever.store import PassageStore
@@ -63,14 +64,14 @@ def main() -> None:
         )
 
         started = time.perf_counter()
-        counts = write_store(work / "passages.sqlite", ((args.corpus.name, d) for d in documents), 100)
-        finish_store(work / "passages.sqlite")
+        counts = write_store(work / STORE_NAME, ((args.corpus.name, d) for d in documents), 100)
+        finish_store(work / STORE_NAME)
         store_s = time.perf_counter() - started
         rows.append(("passages split and stored", f"{counts.passages:,} in {store_s:.2f} s"))
 
-        store = PassageStore(work / "passages.sqlite")
+        store = PassageStore(work / STORE_NAME)
         started = time.perf_counter()
-        index_store(store, work / "lexical", TEXT_TEMPLATE, progress=False)
+        index_store(store, work / LEXICAL_DIR, TEXT_TEMPLATE, progress=False)
         lexical_s = time.perf_counter() - started
         rows.append(("BM25 index (tantivy)", f"{counts.passages / lexical_s:,.0f} passages/s ({lexical_s:.2f} s)"))
 
@@ -93,10 +94,10 @@ def main() -> None:
         started = time.perf_counter()
         index = build_faiss(shards, encoder.dimension, factory)
         faiss_s = time.perf_counter() - started
-        faiss.write_index(index, str(work / "index.faiss"))
+        faiss.write_index(index, str(work / FAISS_NAME))
         rows.append((f"FAISS build ({factory})", f"{faiss_s:.3f} s"))
-        lexical_bytes = sum(f.stat().st_size for f in (work / "lexical").rglob("*") if f.is_file())
-        on_disk = (work / "index.faiss").stat().st_size + (work / "passages.sqlite").stat().st_size + lexical_bytes
+        lexical_bytes = sum(f.stat().st_size for f in (work / LEXICAL_DIR).rglob("*") if f.is_file())
+        on_disk = (work / FAISS_NAME).stat().st_size + (work / STORE_NAME).stat().st_size + lexical_bytes
         rows.append(("bytes per passage on disk", f"{on_disk / counts.passages:,.0f} (store + FAISS + BM25)"))
 
         cpu_encoder = encoder if encoder.device == "cpu" else Encoder(DEFAULT_MODEL, device="cpu")
@@ -114,22 +115,20 @@ def main() -> None:
             )
         )
 
-        manifest = Manifest(
+        # The work folder is laid out as a bundle: the build's own writer lists its files and writes the manifest.
+        manifest = bundle_manifest(
+            work,
             model=ModelInfo(DEFAULT_MODEL, encoder.identity.weights_sha256, encoder.dimension),
-            faiss_factory=factory,
-            search_params={},
+            factory=factory,
             documents=counts.documents,
             passages=counts.passages,
             sources=[],
-            files={},
-            build_options={},
-            package_version="bench",
-            created_at="",
-            lexical=vars(lexical_info()),
+            build_options={"note": "bench/pipeline.py"},
             query_encoder=onnx_info,
         )
+        write_manifest(work, manifest)
         onnx_encoder = OnnxEncoder.from_manifest(work, manifest)
-        lexical = LexicalIndex(work / "lexical")
+        lexical = LexicalIndex(work / LEXICAL_DIR)
         queries = _queries(texts, args.queries)
         # The torch encoder for comparison (dense only), then every mode as users query: through ONNX.
         runs = [("torch", "dense", encoder), *(("onnx", mode, onnx_encoder) for mode in MODES)]

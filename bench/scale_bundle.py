@@ -22,8 +22,6 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,19 +64,10 @@ def main() -> None:
     from scale import faiss_file
 
     from index_build.budget import format_size
+    from index_build.bundle_writer import bundle_manifest, write_manifest
     from index_build.lexical_writer import index_store
-    from retriever.bundle import (
-        FAISS_NAME,
-        MANIFEST_NAME,
-        STORE_NAME,
-        TEXT_TEMPLATE,
-        Manifest,
-        ModelInfo,
-        SourceInfo,
-        file_info,
-        package_version,
-    )
-    from retriever.lexical import LEXICAL_DIR, lexical_info
+    from retriever.bundle import FAISS_NAME, MANIFEST_NAME, STORE_NAME, TEXT_TEMPLATE, ModelInfo, SourceInfo
+    from retriever.lexical import LEXICAL_DIR
     from retriever.model import DEFAULT_MODEL, Encoder
     from retriever.store import PassageStore
 
@@ -106,26 +95,17 @@ def main() -> None:
             os.link(source, bundle / name)
     if not (bundle / MANIFEST_NAME).exists():
         encoder = Encoder(DEFAULT_MODEL, device="cpu")
-        files = {"store": file_info(bundle / STORE_NAME), "faiss": file_info(bundle / FAISS_NAME)}
-        for path in sorted(p for p in lexical.rglob("*") if p.is_file()):
-            info = file_info(path, bundle)
-            files[info.name] = info
-        manifest = Manifest(
+        manifest = bundle_manifest(
+            bundle,
             model=ModelInfo(DEFAULT_MODEL, encoder.identity.weights_sha256, encoder.dimension),
-            faiss_factory=factory,
+            factory=factory,
             search_params=dict(scale.get("params") or {}),
             documents=store.count("documents"),
             passages=passages,
             sources=[SourceInfo(path=str(store_path), format="synthetic", size=0, sha256="")],
-            files=files,
             build_options={"note": "bench/scale.py synthetic vectors; bench/scale_bundle.py manifest"},
-            package_version=package_version(),
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            lexical=asdict(lexical_info()),
-            extra={},
-            ann=None,
         )
-        (bundle / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+        write_manifest(bundle, manifest)
 
     command = [sys.executable, "-c", SERVE, str(bundle), str(args.queries), str(ROOT / "bench")]
     figures = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)

@@ -104,6 +104,7 @@ def build(
     """
     _need_build_extra("build")
     from index_build import BuildOptions, RunOptions, build_index
+    from index_build.budget import parse_size
     from index_build.staging import staging_path
     from retriever.model import DEFAULT_MODEL
 
@@ -113,7 +114,7 @@ def build(
         passage_words=passage_words,
         model=model or DEFAULT_MODEL,
         index_factory=index,
-        memory_budget=_guard(lambda: _budget_bytes(memory_budget)) if memory_budget is not None else None,
+        memory_budget=_guard(lambda: parse_size(memory_budget)) if memory_budget is not None else None,
         shard_size=shard_size,
         skip_errors=skip_errors,
         lexical=lexical,
@@ -392,21 +393,14 @@ def eval_(
     the bar flags as "no good match".
     """
     _need_build_extra("eval")
-    from index_build.evaluation import EvaluationError, check_options, evaluate, parse_modes, read_questions
+    from evaluation import EvaluationError, check_options, check_request, evaluate, parse_modes, read_questions
     from retriever import Retriever
 
     def run() -> Any:
-        if (qa is None) == (beir is None):
-            raise EvaluationError("give the questions with exactly one of --qa FILE or --beir FOLDER")
-        if limit is not None and limit < 1:
-            raise EvaluationError(f"--limit must be at least 1, got {limit}")
-        if report is not None and not report.parent.is_dir():
-            raise EvaluationError(f"cannot write the report to {report}: folder {report.parent} does not exist")
         # Every option and the question file are checked before the model loads, so a typo costs no wait.
+        source, format = check_request(qa, beir, limit, report)
         modes = check_options(parse_modes(mode), depth, batch_size)
-        source = qa if qa is not None else beir
-        assert source is not None
-        questions = read_questions(source, format="beir" if beir is not None else None)[:limit]
+        questions = read_questions(source, format=format)[:limit]
         if min_confidence is not None and not 0 <= min_confidence <= 1:
             raise EvaluationError(f"--min-confidence must lie in [0, 1], got {min_confidence}")
         missing = read_questions(unanswerable)[:limit] if unanswerable is not None else []
@@ -425,16 +419,7 @@ def eval_(
     result = _guard(run)
     typer.echo(result.table())
     if report is not None:
-        from retriever.bundle import atomic_open
-
-        def write() -> None:
-            try:
-                with atomic_open(report, "w", encoding="utf-8") as fh:
-                    fh.write(result.to_json())
-            except OSError as exc:
-                raise EvaluationError(f"cannot write the report to {report}: {exc.strerror or exc}") from None
-
-        _guard(write)
+        _guard(lambda: result.write(report))
         typer.echo(f"report written to {report}", err=True)
 
 
@@ -448,17 +433,6 @@ def _ann_summary(ann: dict[str, Any]) -> str:
         f"recall@10 {ann['recall@10']:.3f} vs exact search at {params} (target {ann['target']:g} {verdict}, "
         f"{ann['queries']} queries from {ann.get('queries_from', 'passage vectors')}{tried})"
     )
-
-
-def _budget_bytes(text: str) -> int:
-    """--memory-budget in bytes; a malformed size is a one-line error."""
-    from index_build import BuildError
-    from index_build.budget import BudgetError, parse_size
-
-    try:
-        return parse_size(text)
-    except BudgetError as exc:
-        raise BuildError(str(exc)) from None
 
 
 def _memory_summary(memory: dict[str, Any]) -> str:

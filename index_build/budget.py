@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from index_build.faiss_index import FLAT_MAX
+from index_build.faults import BuildError
 
 ID_BYTES = 8  # faiss.idx_t, stored beside every code
 LIST_OVERHEAD = 16  # per inverted list: its size and the vector headers of codes and ids
@@ -57,7 +58,7 @@ _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
 
 
-class BudgetError(ValueError):
+class BudgetError(BuildError):
     """No index fits the budget, or the budget is not a size."""
 
 

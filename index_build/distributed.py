@@ -20,15 +20,16 @@ import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from index_build.embed import embed_shard, missing_shards, shard_path, shard_ranges
+from index_build.embed import Task, embed_shard, embed_shards, shard_path, weights_problem
 from retriever.bundle import package_version
 from retriever.errors import GroundsearchError
-from retriever.model import Encoder, default_batch_size
+from retriever.model import Encoder
 from retriever.store import PassageStore
 
 LOCAL = "local"  # `--ray local`: start a one-machine cluster in this process instead of joining one
@@ -87,32 +88,41 @@ def embed_on_ray(
     `encoder` is the driver's copy of the model: the workers must load weights with the same sha256.
     """
     check_ray(address)
-    shard_dir = shard_dir.resolve()
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    dimension = encoder.dimension
-    ranges = list(shard_ranges(total, shard_size))
-    todo = missing_shards(shard_dir, ranges, dimension)
-    if todo:  # a resume that only lacks the FAISS stage needs no cluster
-        with _connected(address):
-            _embed_todo(todo, store_path.resolve(), encoder, shard_dir, total, batch_size, device, progress)
-    missing = [number for number, _, _ in missing_shards(shard_dir, ranges, dimension)]
-    if missing:
-        raise DistributedError(
+    backend = RayCluster(address, store_path.resolve(), encoder, shard_dir.resolve(), batch_size, device)
+    return embed_shards(backend, shard_dir.resolve(), total, shard_size, encoder.dimension, progress)
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    """The Ray back-end: one `ShardEmbedder` actor per GPU (or per few cores), fed tasks by an ActorPool. The
+    cluster is joined only when there are tasks: a resume that only lacks the FAISS stage needs none."""
+
+    address: str
+    store_path: Path
+    encoder: Encoder
+    shard_dir: Path
+    batch_size: int | None
+    device: str | None
+
+    def run(self, tasks: list[Task], bar: tqdm) -> None:
+        with _connected(self.address):
+            _embed_todo(tasks, self.store_path, self.encoder, self.shard_dir, self.batch_size, self.device, bar)
+
+    def lost(self, shard_dir: Path, missing: list[Task]) -> GroundsearchError:
+        return DistributedError(
             f"the Ray workers reported {len(missing)} shards written that the driver cannot read in {shard_dir} "
-            f"(first: {shard_path(shard_dir, missing[0]).name}); --out must be on a filesystem every node shares"
+            f"(first: {shard_path(shard_dir, missing[0][0]).name}); --out must be on a filesystem every node shares"
         )
-    return [shard_path(shard_dir, number) for number, _, _ in ranges]
 
 
 def _embed_todo(
-    todo: list[tuple[int, int, int]],
+    todo: list[Task],
     store_path: Path,
     encoder: Encoder,
     shard_dir: Path,
-    total: int,
     batch_size: int | None,
     device: str | None,
-    progress: bool,
+    bar: tqdm,
 ) -> None:
     import ray
     from ray.util import ActorPool
@@ -135,17 +145,15 @@ def _embed_todo(
     finally:
         probe.unlink(missing_ok=True)
     _check_workers(workers, encoder)
-    done = total - sum(last - first for _, first, last in todo)
-    desc = f"embedding on {len(actors)} Ray worker{'s' if len(actors) > 1 else ''}"
-    with tqdm(total=total, initial=done, unit="passage", desc=desc, disable=not progress, smoothing=0.1) as bar:
-        pool = ActorPool(actors)
-        results = pool.map_unordered(lambda actor, shard: actor.embed.remote(*shard), todo)
-        while True:
-            try:
-                rows = _get(results)
-            except StopIteration:
-                break
-            bar.update(rows)
+    bar.set_description(f"embedding on {len(actors)} Ray worker{'s' if len(actors) > 1 else ''}")
+    pool = ActorPool(actors)
+    results = pool.map_unordered(lambda actor, shard: actor.embed.remote(*shard), todo)
+    while True:
+        try:
+            rows = _get(results)
+        except StopIteration:
+            break
+        bar.update(rows)
 
 
 def actor_slots(nodes: list[dict[str, Any]], device: str | None) -> list[tuple[dict[str, Any], str, int | None]]:
@@ -214,13 +222,13 @@ class ShardEmbedder:
             "where": where,
             "device": self._encoder.device,
             "weights_sha256": self._encoder.identity.weights_sha256,
+            "dimension": str(self._encoder.dimension),
             "version": package_version(),
         }
 
     def embed(self, number: int, first: int, last: int) -> int:
         assert self._encoder is not None and self._store is not None, "check() first"
-        batch_size = self._batch_size or default_batch_size(self._encoder.device)
-        return embed_shard(self._store, self._encoder, self._shard_dir, number, first, last, batch_size)
+        return embed_shard(self._store, self._encoder, self._shard_dir, number, first, last, self._batch_size)
 
 
 def visibility_problem(probe: Path, token: str) -> str | None:
@@ -239,11 +247,9 @@ def visibility_problem(probe: Path, token: str) -> str | None:
 def _check_workers(workers: list[dict[str, str]], encoder: Encoder) -> None:
     mine = package_version()
     for worker in workers:
-        if worker["weights_sha256"] != encoder.identity.weights_sha256:
-            raise DistributedError(
-                f"the Ray worker on {worker['where']} loads other weights for {encoder.identity.name} "
-                f"(sha256 {worker['weights_sha256'][:12]}…, the driver's {encoder.identity.weights_sha256[:12]}…)"
-            )
+        problem = weights_problem(encoder.identity, worker["weights_sha256"], int(worker["dimension"]))
+        if problem is not None:
+            raise DistributedError(f"the Ray worker on {worker['where']} {problem}")
         if worker["version"] != mine:
             raise DistributedError(
                 f"the Ray worker on {worker['where']} runs groundsearch {worker['version']}, the driver {mine}; "
@@ -306,4 +312,4 @@ def _where() -> str:
     return f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
 
 
-__all__ = ["LOCAL", "DistributedError", "actor_slots", "check_ray", "embed_on_ray", "visibility_problem"]
+__all__ = ["LOCAL", "DistributedError", "RayCluster", "actor_slots", "check_ray", "embed_on_ray", "visibility_problem"]

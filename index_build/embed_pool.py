@@ -24,15 +24,16 @@ import threading
 import traceback
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from index_build.embed import embed_passages, embed_shard, missing_shards, shard_path, shard_ranges
+from index_build.embed import Backend, InProcess, Task, embed_shard, embed_shards, weights_problem
 from retriever.errors import GroundsearchError
-from retriever.model import Encoder, ModelIdentity, default_batch_size, resolve_model_dir
+from retriever.model import Encoder, ModelIdentity, resolve_model_dir
 from retriever.store import PassageStore
 
 # Shards queued per worker beyond the one it is embedding: enough that no worker waits for the parent, few
@@ -64,26 +65,46 @@ def embed_on_devices(
 
     `model` is the identity of the build's own encoder (Encoder.identity): each worker loads the folder it
     was resolved to and must find the same weights, so shards from different models cannot be mixed, and the
-    dimension tells complete shards without loading anything. `batch_size` None means 256 on CUDA, 64 on the
-    CPU, as build.py chooses. With one device the shards are embedded in this process.
+    dimension tells complete shards without loading anything. `batch_size` None means each device's default.
+    With one device the shards are embedded in this process.
     """
+    return embed_shards(
+        pool_backend(store_path, model, shard_dir, batch_size, devices),
+        shard_dir.resolve(),
+        total,
+        shard_size,
+        model.dimension,
+        progress,
+    )
+
+
+def pool_backend(
+    store_path: Path, model: ModelIdentity, shard_dir: Path, batch_size: int | None, devices: Sequence[str]
+) -> Backend:
+    """The back-end for `devices`: a `DevicePool`, or `InProcess` on the only one."""
     if not devices:
         raise ValueError("embed_on_devices needs at least one device")
-    shard_dir = shard_dir.resolve()
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    ranges = list(shard_ranges(total, shard_size))
-    todo = missing_shards(shard_dir, ranges, model.dimension)
-    if todo and len(devices) == 1:
-        encoder = _load_encoder(model, devices[0])
-        batch = batch_size or default_batch_size(devices[0])
-        return embed_passages(PassageStore(store_path), encoder, shard_dir, total, shard_size, batch, progress)
-    if todo:
-        done = total - sum(last - first for _, first, last in todo)
-        _run_pool(store_path.resolve(), model, shard_dir, todo, batch_size, list(devices), progress, total, done)
-    left = missing_shards(shard_dir, ranges, model.dimension)
-    if left:  # every worker said "done": a shard that is still not complete means the filesystem lost it
-        raise EmbedPoolError(f"{len(left)} shards reported written are not complete in {shard_dir}")
-    return [shard_path(shard_dir, number) for number, _, _ in ranges]
+    if len(devices) == 1:
+        store = PassageStore(store_path)
+        return InProcess(store, lambda: _load_encoder(model, devices[0]), shard_dir.resolve(), batch_size)
+    return DevicePool(store_path.resolve(), model, shard_dir.resolve(), batch_size, tuple(devices))
+
+
+@dataclass(frozen=True)
+class DevicePool:
+    """The device-pool back-end: one spawned worker process per device, each taking tasks from a shared queue."""
+
+    store_path: Path
+    model: ModelIdentity
+    shard_dir: Path
+    batch_size: int | None
+    devices: tuple[str, ...]
+
+    def run(self, tasks: list[Task], bar: tqdm) -> None:
+        _run_pool(self.store_path, self.model, self.shard_dir, tasks, self.batch_size, list(self.devices), bar)
+
+    def lost(self, shard_dir: Path, missing: list[Task]) -> GroundsearchError:
+        return EmbedPoolError(f"{len(missing)} shards reported written are not complete in {shard_dir}")
 
 
 def worker_threads(workers: int, cores: int | None = None) -> int:
@@ -103,9 +124,7 @@ def _run_pool(
     todo: list[tuple[int, int, int]],
     batch_size: int | None,
     devices: list[str],
-    progress: bool,
-    total: int,
-    done: int,
+    bar: tqdm,
 ) -> None:
     devices = devices[: len(todo)]  # no model is loaded where no shard is left for it
     threads = worker_threads(len(devices))
@@ -123,29 +142,28 @@ def _run_pool(
     ]
     pending = deque(todo)
     finished = False
-    desc = f"embedding on {len(devices)} devices"
+    bar.set_description(f"embedding on {len(devices)} devices")
     try:
         _start(workers)
         for _ in range(min(len(pending), PREFETCH * len(workers))):
             tasks.put(pending.popleft())
         if not pending:
             _stop_when_idle(tasks, len(workers))
-        with tqdm(total=total, initial=done, unit="passage", desc=desc, disable=not progress, smoothing=0.1) as bar:
-            remaining = len(todo)
-            while remaining:
-                message = _next_message(results, workers, devices)
-                kind, slot = message[0], message[1]
-                if kind == "ready":
-                    _check_ready(devices[slot], model, message[2], message[3])
-                elif kind == "done":
-                    bar.update(message[2])
-                    remaining -= 1
-                    if pending:
-                        tasks.put(pending.popleft())
-                        if not pending:
-                            _stop_when_idle(tasks, len(workers))
-                else:
-                    raise EmbedPoolError(f"embedding on {devices[slot]}: {message[2]}", message[3])
+        remaining = len(todo)
+        while remaining:
+            message = _next_message(results, workers, devices)
+            kind, slot = message[0], message[1]
+            if kind == "ready":
+                _check_ready(devices[slot], model, message[2], message[3])
+            elif kind == "done":
+                bar.update(message[2])
+                remaining -= 1
+                if pending:
+                    tasks.put(pending.popleft())
+                    if not pending:
+                        _stop_when_idle(tasks, len(workers))
+            else:
+                raise EmbedPoolError(f"embedding on {devices[slot]}: {message[2]}", message[3])
         finished = True
     finally:
         _shut_down(workers, tasks, results, graceful=finished)
@@ -199,11 +217,9 @@ def _how_it_ended(worker: BaseProcess) -> str:
 
 
 def _check_ready(device: str, model: ModelIdentity, weights_sha256: str, dimension: int) -> None:
-    if weights_sha256 != model.weights_sha256 or dimension != model.dimension:
-        raise EmbedPoolError(
-            f"the worker on {device} loaded other weights from {model.folder} (sha256 {weights_sha256[:12]}…, "
-            f"{dimension}-d) than the build's ({model.weights_sha256[:12]}…, {model.dimension}-d)"
-        )
+    problem = weights_problem(model, weights_sha256, dimension)
+    if problem is not None:
+        raise EmbedPoolError(f"the worker on {device} {problem}")
 
 
 def _shut_down(workers: Sequence[BaseProcess], tasks: Any, results: Any, graceful: bool) -> None:
@@ -252,10 +268,9 @@ def _worker(
             torch.cuda.set_device(device)
         encoder = _load_encoder(model, device)
         results.put(("ready", slot, encoder.identity.weights_sha256, encoder.dimension))
-        batch = batch_size or default_batch_size(device)
         while (task := _next_task(tasks)) is not None:
             number, first, last = task
-            rows = embed_shard(store, encoder, Path(shard_dir), number, first, last, batch)
+            rows = embed_shard(store, encoder, Path(shard_dir), number, first, last, batch_size)
             results.put(("done", slot, rows))
             number = None
     except Exception as exc:
@@ -289,4 +304,4 @@ def _load_encoder(model: ModelIdentity, device: str) -> Encoder:
     return Encoder(str(model.folder), device=device)
 
 
-__all__ = ["EmbedPoolError", "embed_on_devices", "worker_threads"]
+__all__ = ["DevicePool", "EmbedPoolError", "embed_on_devices", "pool_backend", "worker_threads"]

@@ -25,7 +25,7 @@ import faiss
 import numpy as np
 
 from index_build.faiss_gpu import index_to_gpus
-from index_build.faults import stage_io
+from index_build.faults import BuildError, stage_io
 from retriever.bundle import atomic_path
 from retriever.faiss_io import ivf_of
 
@@ -53,35 +53,61 @@ def build_faiss(
     parts_dir: Path | None = None,
     add_block: int = ADD_BLOCK_VECTORS,
 ) -> Any:
-    """Train (if the factory needs it) and fill an index whose ids are the passage ids.
+    """Train (if the factory needs it) and fill an index whose ids are the passage ids: `train_faiss`, then
+    `add_faiss`, as the build's train and add stages do."""
+    trained = train_faiss(shards, dimension, factory, gpus, parts_dir)
+    return add_faiss(trained, shards, gpus, parts_dir, add_block)
+
+
+def train_faiss(
+    shards: Sequence[Path],
+    dimension: int,
+    factory: str,
+    gpus: Sequence[int] | None = None,
+    parts_dir: Path | None = None,
+) -> Any:
+    """The trained, empty index of `factory` (the same index untrained where it needs no training).
 
     `gpus`: the FAISS GPU ids to train and add IVF indexes on; None means every GPU the installed faiss
     sees (none with faiss-cpu), [] the CPU. Training runs on the first (k-means on several would only be
-    repeated); blocks are added one per GPU at a time, in parallel, each GPU's scratch memory sized from
-    its free memory (index_build.faiss_gpu).
-
-    With `parts_dir`, an IVF index is built resumably: the trained, empty index is saved there, and the
-    vectors are added in blocks of about `add_block` (whole shards), each saved as its own IVF file, then
-    merged in order. A rerun after a kill reuses the trained index and every saved block, and the merged
-    file is byte for byte the one adding everything at once makes (IVF lists keep insertion order; tested).
-    Other kinds (Flat, HNSW, fast-scan IVF, whose merge reorders codes) are built in one go, on the CPU.
+    repeated). With `parts_dir`, an IVF index that merges exactly is saved there once trained, and read back
+    from there by a rerun (see `add_faiss`); other kinds (Flat, HNSW, fast-scan IVF) are trained in memory.
     """
     index = _empty_index(dimension, factory)
-    mergeable = _merges_exactly(index)
-    devices = (list(range(faiss.get_num_gpus())) if gpus is None else list(gpus)) if mergeable else []
-    rows = [len(_load_shard(s, mmap=True)) for s in shards]
-    firsts = _offsets(rows)
-    if parts_dir is None or not mergeable:
-        trained = index if index.is_trained else _train(index, shards, devices)
-        return _add(trained, shards, firsts, devices[0] if devices else None, in_place=True)
+    devices = _devices(index, gpus)
+    if parts_dir is None or not _merges_exactly(index):
+        return index if index.is_trained else _train(index, shards, devices)
     parts_dir.mkdir(parents=True, exist_ok=True)
     trained_path = parts_dir / TRAINED_NAME
     if trained_path.exists():
-        trained = faiss.read_index(str(trained_path))
-    else:
-        trained = _train(index, shards, devices)
-        with atomic_path(trained_path) as tmp:
-            write_faiss(trained, tmp, trained_path)
+        return faiss.read_index(str(trained_path))
+    trained = _train(index, shards, devices)
+    with atomic_path(trained_path) as tmp:
+        write_faiss(trained, tmp, trained_path)
+    return trained
+
+
+def add_faiss(
+    trained: Any,
+    shards: Sequence[Path],
+    gpus: Sequence[int] | None = None,
+    parts_dir: Path | None = None,
+    add_block: int = ADD_BLOCK_VECTORS,
+) -> Any:
+    """`trained` filled with the shards' vectors, ids = passage ids.
+
+    Blocks are added one per GPU at a time, in parallel, each GPU's scratch memory sized from its free memory
+    (index_build.faiss_gpu). With `parts_dir`, an IVF index is filled resumably: the vectors are added in
+    blocks of about `add_block` (whole shards), each saved as its own IVF file, then merged in order. A rerun
+    after a kill reuses every saved block, and the merged file is byte for byte the one adding everything at
+    once makes (IVF lists keep insertion order; tested). Other kinds are filled in one go, on the CPU.
+    """
+    devices = _devices(trained, gpus)
+    rows = [len(_load_shard(s, mmap=True)) for s in shards]
+    firsts = _offsets(rows)
+    if parts_dir is None or not _merges_exactly(trained):
+        return _add(trained, shards, firsts, devices[0] if devices else None, in_place=True)
+    parts_dir.mkdir(parents=True, exist_ok=True)
     blocks = add_blocks(rows, add_block)
     paths = [_block_path(parts_dir, number) for number in range(len(blocks))]
 
@@ -113,6 +139,13 @@ def build_faiss(
     for path in paths:
         merged.merge_from(faiss.read_index(str(path)), 0)
     return merged
+
+
+def _devices(index: Any, gpus: Sequence[int] | None) -> list[int]:
+    """The GPUs to train and add on: only IVF kinds that merge exactly are built on GPUs."""
+    if not _merges_exactly(index):
+        return []
+    return list(range(faiss.get_num_gpus())) if gpus is None else list(gpus)
 
 
 def add_blocks(shard_rows: Sequence[int], add_block: int) -> list[list[int]]:
@@ -147,7 +180,7 @@ def _empty_index(dimension: int, factory: str) -> Any:
     try:
         index = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:
-        raise ValueError(f"invalid FAISS factory string {factory!r}: {str(exc).splitlines()[0][:200]}") from exc
+        raise BuildError(f"invalid FAISS factory string {factory!r}: {str(exc).splitlines()[0][:200]}") from None
     if ivf_of(index) is None:
         # Flat, HNSW, PQ... store vectors in insertion order only; the ID map keeps our ids explicit.
         index = faiss.IndexIDMap2(index)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from index_build.staging import BuildError
+from index_build.faults import BuildError
 from retriever.bundle import (
     ENCODER_DIR,
     ONNX_DATA_NAME,
@@ -309,34 +309,23 @@ def _export(auto_model: Any, inputs: list[str], path: Path) -> None:
     )
 
 
-def query_encoder_stage(
-    staging: Path,
-    state: dict[str, Any],
-    encoder: Encoder,
-    store: PassageStore,
-    passages: int,
-    shards: list[Path] | None = None,
-) -> tuple[QueryEncoderInfo | None, str | None, bool]:
-    """The build's query-encoder stage: (record, why none, kept from a killed build?). Parity is measured
-    against a float32 CPU copy of the model, whatever device the build embedded on. The build's `shards` hold
-    the model's vectors of the passages, bit for bit the same from every CPU back-end (in process, a device
-    pool, Ray), so the record is too; shards made on a GPU fail the check and the model re-encodes."""
-    kept = state.get("query_encoder")
-    if kept is not None:
-        info = QueryEncoderInfo(**kept["info"]) if kept["info"] is not None else None
-        if info is None or _files_match(staging, info):
-            return info, kept["why"], True
+def export_for_build(
+    staging: Path, encoder: Encoder, store: PassageStore, passages: int, shards: list[Path] | None = None
+) -> tuple[QueryEncoderInfo | None, str | None]:
+    """The build's export: (record, why none). Parity is measured against a float32 CPU copy of the model,
+    whatever device the build embedded on. The build's `shards` hold the model's vectors of the passages, bit
+    for bit the same from every CPU back-end (in process, a device pool, Ray), so the record is too; shards
+    made on a GPU fail the check and the model re-encodes."""
     cpu = encoder if encoder.device == "cpu" else Encoder(encoder.identity.name, device="cpu")
     ids = sorted({int(i) for i in np.linspace(0, passages - 1, min(PARITY_PASSAGES, passages))}) if passages else []
     fetched = store.fetch(ids)
     texts = [embedding_text(p.title, p.section, p.text) for p in (fetched[i] for i in ids)]
     known = _shard_rows(shards, ids) if shards else None
-    info, why = export_query_encoder(cpu.sentence_transformer, encoder.identity.weights_sha256, staging, texts, known)
-    state["query_encoder"] = {"info": dataclasses.asdict(info) if info is not None else None, "why": why}
-    return info, why, False
+    return export_query_encoder(cpu.sentence_transformer, encoder.identity.weights_sha256, staging, texts, known)
 
 
-def _files_match(staging: Path, info: QueryEncoderInfo) -> bool:
+def files_match(staging: Path, info: QueryEncoderInfo) -> bool:
+    """Whether the encoder files a killed build exported are still there, whole."""
     return all(
         (staging / name).is_file() and sha256_file(staging / name) == digest for name, digest in info.files().values()
     )

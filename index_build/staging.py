@@ -7,17 +7,17 @@ the new finished one; a rerun with the same options resumes whatever stages the 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from index_build.budget import format_size
 from index_build.faults import BuildError, stage_io
-from retriever.bundle import MANIFEST_NAME, atomic_open
+from index_build.state import STATE_NAME, BuildState, load_state, save_state
+from retriever.bundle import MANIFEST_NAME
 
-STATE_NAME = "build-state.json"
 SHARDS_DIR = "shards"
 FAISS_PARTS_DIR = "faiss-parts"  # the trained index and the added blocks, while the FAISS stage runs
 
@@ -56,30 +56,34 @@ def identity_of(options: Any, corpora: list[Any]) -> dict[str, Any]:
     }
 
 
-def open_staging(staging: Path, identity: dict[str, Any]) -> dict[str, Any]:
-    state_path = staging / STATE_NAME
-    if state_path.exists():
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-        if state["identity"] != identity:
-            differences = _differences(state["identity"], identity)
+def open_staging(staging: Path, identity: dict[str, Any]) -> tuple[BuildState, bool]:
+    """The state of the unfinished build in `staging`, or a new one in a new directory; and whether it is new."""
+    state = load_state(staging)
+    if state is not None:
+        if state.identity != identity:
+            differences = _differences(state.identity, identity)
             raise BuildError(
                 f"{staging} holds an unfinished build with other options ({differences}); "
                 f"run it with the same options to resume, or delete {staging}"
             )
-        state["created_now"] = False
-        return state
+        return state, False
     with stage_io("staging", staging):
         if staging.exists():
             shutil.rmtree(staging)  # no state file: a build killed before it wrote one, nothing to keep
         staging.mkdir(parents=True)
-    state = {"identity": identity, "created_now": True}
+    state = BuildState(identity)
     save_state(staging, state)
-    return state
+    return state, True
+
+
+# How `groundsearch build` spells each BuildOptions field; tuning_queries has no flag (library callers only).
+_FLAGS = {"index_factory": "--index", "lexical": "--lexical/--no-lexical", "onnx": "--onnx/--no-onnx"}
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
     diffs = [
-        f"--{key.replace('_', '-')} was {old['options'].get(key)!r}, now {value!r}"
+        f"{_FLAGS.get(key, '--' + key.replace('_', '-')) if key != 'tuning_queries' else 'tuning_queries'} was "
+        f"{_shown(key, old['options'].get(key))}, now {_shown(key, value)}"
         for key, value in new["options"].items()
         if old["options"].get(key) != value
     ]
@@ -88,9 +92,10 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "; ".join(diffs)
 
 
-def save_state(staging: Path, state: dict[str, Any]) -> None:
-    with stage_io("build state", staging / STATE_NAME), atomic_open(staging / STATE_NAME, "w", encoding="utf-8") as fh:
-        json.dump({k: v for k, v in state.items() if k != "created_now"}, fh, indent=2)
+def _shown(key: str, value: Any) -> str:
+    if key == "memory_budget" and isinstance(value, int):
+        return format_size(value)
+    return repr(value)
 
 
 def publish(staging: Path, out: Path) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from index_build.faults import BuildError
 from retriever.faiss_io import hnsw_of, is_exact, ivf_of
 from retriever.model import Encoder
 from retriever.rescore import ExactVectors
@@ -83,19 +84,10 @@ class Tuning:
             "tried": [[value, recall] for value, recall in self.tried],
         }
 
-    def summary(self) -> str:
-        """One line for people: what was chosen and what it achieves."""
-        chosen = f"{self.param}={self.value}" if self.param else "default search"
-        verdict = "meets" if self.met else "MISSES"
-        return (
-            f"ANN recall@{RECALL_K} {self.recall:.3f} at {chosen} ({verdict} target {self.target:g}; "
-            f"{self.queries} queries from {self.source}, {self.seconds:.1f}s)"
-        )
-
 
 def check_target(target: float) -> None:
     if isinstance(target, bool) or not isinstance(target, int | float) or not 0.0 < target <= 1.0:
-        raise ValueError(f"--target-recall must be a number in (0, 1], got {target!r}")
+        raise BuildError(f"--target-recall must be a number in (0, 1], got {target!r}")
 
 
 def tune_search(

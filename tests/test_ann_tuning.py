@@ -18,10 +18,10 @@ import pytest
 from conftest import CORPUS_QUESTIONS
 from typer.testing import CliRunner
 
+from evaluation import Question, evaluate
+from evaluation.ann import AnnRecall, ann_recall, exact_blocks
 from groundsearch.cli import app
 from index_build import BuildError, BuildOptions, RunOptions, build_index
-from index_build.evaluation import Question, evaluate
-from index_build.evaluation.ann import AnnRecall, ann_recall, exact_blocks
 from index_build.tuning import MISS_TOLERANCE, PLATEAU_GAIN, PLATEAU_STEPS, sample_ids, tune_search
 from retriever import InvalidQuery, Retriever
 from retriever.faiss_io import hnsw_of, ivf_of

@@ -71,7 +71,7 @@ FAULTY_BUILD = textwrap.dedent(
         elif fault == "vanish":
             os.remove(arg)
 
-    import index_build.build as build
+    import index_build.stages as stages
 
     def strike_at_call(target, n):
         module, _, attribute = target.partition(":")
@@ -91,8 +91,8 @@ FAULTY_BUILD = textwrap.dedent(
 
     if n > 0:
         strike_at_call(target, n)
-    read_corpora = build.read_corpora  # checkpoints every {shard} passages, not every 10,000
-    build.read_corpora = lambda corpora, partial, words, progress, every: read_corpora(
+    read_corpora = stages.read_corpora  # checkpoints every {shard} passages, not every 10,000
+    stages.read_corpora = lambda corpora, partial, words, progress, every: read_corpora(
         corpora, partial, words, progress, {shard}
     )
     if n == 0:
@@ -159,13 +159,13 @@ EFBIG_CASES = {
         "(resumed: 2 articles read kept)",
     ),
     "store": (
-        "index_build.build:finish_store",
+        "index_build.stages:finish_store",
         1,
         "store: cannot write {staging}/passages.sqlite.partial: disk I/O error (SQLITE_IOERR_WRITE); ",
         "(resumed: read kept)",
     ),
     "lexical": (
-        "index_build.build:index_store",
+        "index_build.stages:index_store",
         1,
         "lexical: cannot write {staging}/lexical: File too large (EFBIG); ",
         "(resumed: read kept)",
@@ -177,7 +177,7 @@ EFBIG_CASES = {
         "(resumed: read, lexical kept)",
     ),
     "FAISS": (
-        "index_build.build:write_faiss",
+        "index_build.stages:write_faiss",
         1,
         "FAISS: cannot write {staging}/index.faiss: File too large (EFBIG); ",
         "(resumed: read, lexical kept)",
@@ -189,7 +189,7 @@ EFBIG_CASES = {
         "(resumed: read, lexical, index, tuning kept)",
     ),
     "manifest": (
-        "index_build.build:_bundle_files",
+        "index_build.bundle_writer:bundle_files",
         1,
         "manifest: cannot write {staging}/manifest.json: File too large (EFBIG); ",
         "(resumed: read, lexical, index, tuning, query encoder kept)",
@@ -248,7 +248,7 @@ def test_read_only_filesystem_at_the_manifest(
     out = tmp_path / "x.idx"
     args = _build_args(partial_xml, out, tiny_model)
     staging = out.with_name("x.idx.partial")
-    line, kept = _faulty_build("erofs", "index_build.build:_bundle_files", 1, str(staging), args)
+    line, kept = _faulty_build("erofs", "index_build.bundle_writer:bundle_files", 1, str(staging), args)
     assert line.startswith(f"error: manifest: cannot write {staging}/manifest.json: Read-only file system (EROFS); ")
     assert kept
     assert "(resumed: read, lexical, index, tuning, query encoder kept)" in _rerun(args)
@@ -290,7 +290,7 @@ def test_shard_deleted_before_faiss_is_redone(
     out = tmp_path / "x.idx"
     args = _build_args(partial_xml, out, tiny_model)
     shard = out.with_name("x.idx.partial") / "shards" / "shard-000003.npy"
-    line, kept = _faulty_build("vanish", "index_build.build:build_faiss", 1, str(shard), args)
+    line, kept = _faulty_build("vanish", "index_build.stages:train_faiss", 1, str(shard), args)
     assert line.startswith(f"error: FAISS: cannot find {shard}: No such file or directory (ENOENT); "), line
     assert kept
     assert "(resumed: read, lexical kept)" in _rerun(args)
@@ -302,7 +302,7 @@ def test_shard_deleted_before_tuning(tmp_path: Path, partial_xml: Path, tiny_mod
     out = tmp_path / "x.idx"
     args = [*_build_args(partial_xml, out, tiny_model), "--index", "HNSW8"]  # approximate, and needs no training
     shard = out.with_name("x.idx.partial") / "shards" / "shard-000001.npy"
-    line, kept = _faulty_build("vanish", "index_build.build:tune_with_openings", 1, str(shard), args)
+    line, kept = _faulty_build("vanish", "index_build.stages:tune_with_openings", 1, str(shard), args)
     assert line.startswith(f"error: tuning: cannot find {shard}: No such file or directory (ENOENT); "), line
     assert kept
     assert "(resumed: read, lexical, index kept)" in _rerun(args)
@@ -326,12 +326,12 @@ def test_corpus_deleted_while_reading(tmp_path: Path, partial_xml: Path, tiny_mo
 def test_unexpected_error_is_one_line_with_a_traceback_log(
     tmp_path: Path, partial_xml: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import index_build.build
+    import index_build.stages
 
     def broken(*args: object, **kwargs: object) -> int:
         return 1 // 0
 
-    monkeypatch.setattr(index_build.build, "index_store", broken)
+    monkeypatch.setattr(index_build.stages, "index_store", broken)
     out = tmp_path / "x.idx"
     code, err = cli_build(*_build_args(partial_xml, out, tiny_model))
     staging = out.with_name("x.idx.partial")

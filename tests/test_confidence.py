@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from evaluation.abstention import abstention, auroc
 from groundsearch.cli import app
 from index_build.calibration import CALIBRATIONS_DIR, calibration_for, choose_threshold, fit_logistic
-from index_build.evaluation.abstention import abstention, auroc
 from retriever import Calibration, Retriever
 from retriever.confidence import FEATURES, evidence_of
 from retriever.model import packaged_model_dir

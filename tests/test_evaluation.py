@@ -15,9 +15,9 @@ import pytest
 from conftest import SQUAD
 from typer.testing import CliRunner
 
+from evaluation import EvaluationReport, evaluate, read_questions
 from groundsearch.cli import app
 from index_build import BuildOptions, RunOptions, build_index
-from index_build.evaluation import EvaluationReport, evaluate, read_questions
 from retriever import Retriever
 
 pytestmark = pytest.mark.needs_data(SQUAD)

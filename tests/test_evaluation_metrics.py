@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from index_build.evaluation import EvaluationError, Question, evaluate, read_questions
-from index_build.evaluation.metrics import answer_tokens, has_answer, normalize_answer
-from index_build.evaluation.questions import detect_question_format
-from index_build.evaluation.runner import EvaluationReport, parse_modes
+from evaluation import EvaluationError, Question, evaluate, read_questions
+from evaluation.metrics import answer_tokens, has_answer, normalize_answer
+from evaluation.questions import detect_question_format
+from evaluation.runner import EvaluationReport, parse_modes
 from retriever.hit import Hit
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import SQUAD
 
+from evaluation import read_questions
 from index_build.documents import CorpusError
-from index_build.evaluation import read_questions
 from index_build.readers import detect_format, open_corpus
 
 needs_squad = pytest.mark.needs_data(SQUAD)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from conftest import CORPUS_QUESTIONS
 
+from evaluation.ann import ann_recall
 from index_build import BuildOptions, RunOptions, build_index
-from index_build.evaluation.ann import ann_recall
 from retriever import IndexCorrupt, Retriever
 from retriever.rescore import VECTORS_NAME
 

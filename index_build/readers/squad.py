@@ -3,7 +3,7 @@
 This is the corpus half of SQuAD evaluation: every paragraph becomes a document, so that "is the gold
 paragraph in the top k" is a document-level question. The paragraph's id is its position in the file,
 `"{article_index}.{paragraph_index}"` (`paragraph_id`), the same id the question reader
-(`index_build.evaluation.questions`) reports as a question's gold document, so the two agree by construction.
+(`evaluation.questions`) reports as a question's gold document, so the two agree by construction.
 
 The file is one JSON document and is loaded whole: the largest SQuAD file (train v2.0) is about 40 MB.
 """

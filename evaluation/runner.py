@@ -11,12 +11,13 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from index_build.evaluation.abstention import Abstention, abstention
-from index_build.evaluation.ann import AnnRecall, ann_recall
-from index_build.evaluation.errors import EvaluationError
-from index_build.evaluation.metrics import (
+from evaluation.abstention import Abstention, abstention
+from evaluation.ann import AnnRecall, ann_recall
+from evaluation.errors import EvaluationError
+from evaluation.metrics import (
     ANSWER_KS,
     MRR_K,
     NDCG_K,
@@ -28,7 +29,8 @@ from index_build.evaluation.metrics import (
     qrels_metrics,
     reciprocal_rank,
 )
-from index_build.evaluation.questions import Question
+from evaluation.questions import Question
+from retriever.bundle import atomic_open
 from retriever.hit import Hit
 from retriever.retriever import MODES, Retriever
 
@@ -77,6 +79,14 @@ class EvaluationReport:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
 
+    def write(self, path: Path) -> None:
+        """The figures as JSON in `path`, written atomically; a file that cannot be written is EvaluationError."""
+        try:
+            with atomic_open(path, "w", encoding="utf-8") as fh:
+                fh.write(self.to_json())
+        except OSError as exc:
+            raise EvaluationError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
+
     def table(self) -> str:
         """One row per mode, one column per metric that applies, then queries/s; fixed-width for a terminal. The
         ANN recall line, where there is one, comes under the rows."""
@@ -106,6 +116,22 @@ def parse_modes(text: str | None) -> list[str | None]:
     if not all(modes):
         raise EvaluationError(f"--mode {text!r} has an empty item; give e.g. --mode {','.join(MODES)}")
     return list(dict.fromkeys(modes))
+
+
+def check_request(
+    qa: Path | None, beir: Path | None, limit: int | None, report: Path | None
+) -> tuple[Path, str | None]:
+    """The question source and its format (None: detected) of `groundsearch eval`; else `EvaluationError`."""
+    if (qa is None) == (beir is None):
+        raise EvaluationError("give the questions with exactly one of --qa FILE or --beir FOLDER")
+    if limit is not None and limit < 1:
+        raise EvaluationError(f"--limit must be at least 1, got {limit}")
+    if report is not None and not report.parent.is_dir():
+        raise EvaluationError(f"cannot write the report to {report}: folder {report.parent} does not exist")
+    if qa is not None:
+        return qa, None
+    assert beir is not None
+    return beir, "beir"
 
 
 def check_options(modes: Sequence[str | None], depth: int, batch_size: int) -> list[str | None]:

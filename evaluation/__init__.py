@@ -8,9 +8,9 @@ Questions come from SQuAD, DPR TSV, NQ-open JSONL or a BEIR folder (`questions`)
 SQuAD and BEIR exactly (`metrics`), so the figures can be set beside published ones.
 """
 
-from index_build.evaluation.errors import EvaluationError
-from index_build.evaluation.questions import QUESTION_FORMATS, Question, read_questions
-from index_build.evaluation.runner import MODES, EvaluationReport, check_options, evaluate, parse_modes
+from evaluation.errors import EvaluationError
+from evaluation.questions import QUESTION_FORMATS, Question, read_questions
+from evaluation.runner import MODES, EvaluationReport, check_options, check_request, evaluate, parse_modes
 
 __all__ = [
     "MODES",
@@ -19,6 +19,7 @@ __all__ = [
     "EvaluationReport",
     "Question",
     "check_options",
+    "check_request",
     "evaluate",
     "parse_modes",
     "read_questions",

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from evaluation.errors import EvaluationError
 from index_build.documents import CorpusError
-from index_build.evaluation.errors import EvaluationError
 from index_build.readers.common import one_line, open_binary
 from index_build.readers.squad import check_article, check_paragraph, load_squad, paragraph_id
 
