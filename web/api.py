@@ -1,7 +1,8 @@
 """The JSON API: search, passage by id, info, health. Each route validates, calls `Retriever`, and converts.
 
-Routes are plain `def`s: FastAPI runs them in its threadpool, so a search (model forward pass, FAISS, SQLite)
-never blocks the event loop and many clients are served at once. `Retriever` is safe to share between threads.
+Search routes are `async` and await the search on the server's search thread (web.searches: why one thread), so
+a search never blocks the event loop; the other routes are plain `def`s that FastAPI runs in its thread pool.
+`Retriever` is safe to share between threads.
 
 No `from __future__ import annotations` here: the parameter annotations refer to `limits`, a local of
 `api_router`, and FastAPI must evaluate them when the route is defined, not later as strings.
@@ -24,6 +25,7 @@ from web.models import (
     Passage,
     SearchResponse,
 )
+from web.searches import searches
 
 # SQLite integers are signed 64-bit: a larger id could never exist, and would overflow the driver.
 MAX_PASSAGE_ID = 2**63 - 1
@@ -82,7 +84,7 @@ def api_router(limits: Limits) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["api"])
 
     @router.get("/search", summary="Search the corpus")
-    def search(
+    async def search(
         request: Request,
         retriever: RetrieverDep,
         q: Annotated[str, Query(min_length=1, max_length=limits.max_query_chars, description="What to search for.")],
@@ -137,7 +139,8 @@ def api_router(limits: Limits) -> APIRouter:
         require_words(q)
         reranker = get_reranker(request, rerank)
         filters = Filter(documents=tuple(document or ()), titles=tuple(title or ()), sources=tuple(source or ()))
-        result = retriever.search_with_status(
+        result = await searches(request).run(
+            retriever.search_with_status,
             q,
             k=k,
             min_confidence=min_confidence,
@@ -158,7 +161,7 @@ def api_router(limits: Limits) -> APIRouter:
         )
 
     @router.post("/search/batch", summary="Search many queries at once")
-    def search_batch(request: Request, retriever: RetrieverDep, body: BatchSearchRequest) -> BatchSearchResponse:
+    async def search_batch(request: Request, retriever: RetrieverDep, body: BatchSearchRequest) -> BatchSearchResponse:
         """`/api/search` for each of `queries`, in one call: one encoder pass and one FAISS search for all.
 
         A POST only because a list of queries fits a body better than a URL; it writes nothing, and may be
@@ -176,7 +179,8 @@ def api_router(limits: Limits) -> APIRouter:
             refuse(("body", "k"), "less_than_equal", f"Input should be less than or equal to {limits.max_k}", k)
         reranker = get_reranker(request, body.rerank)
         filters = Filter(**body.filters.model_dump()) if body.filters is not None else None
-        results = retriever.search_batch_with_status(
+        results = await searches(request).run(
+            retriever.search_batch_with_status,
             body.queries,
             k=k,
             min_confidence=body.min_confidence,

@@ -21,6 +21,7 @@ from retriever.bundle import bundle_info, package_version
 from web.api import api_router, health_router
 from web.models import InfoResponse, Limits
 from web.pages import pages_router
+from web.searches import SearchRunner
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_LIMITS = Limits()
@@ -69,6 +70,8 @@ def create_app(
     app.state.reranker = reranker
     app.state.info = info
     app.state.limits = limits
+    app.state.searches = runner = SearchRunner()
+    app.router.add_event_handler("shutdown", runner.close)
     app.include_router(api_router(limits))
     app.include_router(health_router)
     app.include_router(pages_router(limits))

@@ -25,6 +25,7 @@ from retriever import GroundsearchError, Hit, InvalidQuery, PassageNotFound, Sea
 from retriever.citation import revision_date
 from web.api import MAX_PASSAGE_ID, RetrieverDep
 from web.models import InfoResponse, Limits
+from web.searches import searches
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -236,7 +237,7 @@ def pages_router(limits: Limits) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/", response_class=HTMLResponse)
-    def search_page(
+    async def search_page(
         request: Request,
         retriever: RetrieverDep,
         q: str | None = None,
@@ -288,7 +289,9 @@ def pages_router(limits: Limits) -> APIRouter:
         depth = min(offset + per_page, limits.max_k)
         started = time.perf_counter()
         try:
-            result = retriever.search_with_status(q, k=depth, mode=context["mode"], rerank=request.app.state.reranker)
+            result = await searches(request).run(
+                retriever.search_with_status, q, k=depth, mode=context["mode"], rerank=request.app.state.reranker
+            )
         except InvalidQuery as exc:
             context["error"] = f"{exc}."
             return render("search.html", 422, state="error", **context)
