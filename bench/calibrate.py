@@ -86,9 +86,7 @@ def collect(
 def best_per_question(weights: ModeWeights, features: np.ndarray, owners: np.ndarray, questions: int) -> np.ndarray:
     """Each question's best hit confidence; 0 for a question without hits."""
     z = features @ np.asarray(weights.weights) + weights.bias
-    best = np.zeros(questions)
-    np.maximum.at(best, owners, 1.0 / (1.0 + np.exp(-z)))
-    return best
+    return raw_best(1.0 / (1.0 + np.exp(-z)), owners, questions)
 
 
 def raw_best(values: np.ndarray, owners: np.ndarray, questions: int) -> np.ndarray:

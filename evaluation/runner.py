@@ -216,24 +216,19 @@ def _abstention(
     batch_size: int,
     min_confidence: float | None,
 ) -> Abstention:
-    """One mode's abstention figures: best-hit confidences of both question sets, at the bar searches use."""
-
-    def best(texts: Sequence[str]) -> list[float]:
-        out: list[float] = []
-        for start in range(0, len(texts), batch_size):
-            results = retriever.search_batch_with_status(
-                texts[start : start + batch_size],
-                ABSTENTION_K,
-                min_confidence=min_confidence,
-                mode=mode,
-                highlight=False,
-            )
-            out += [r.confidence if r.confidence is not None else 0.0 for r in results]
-        return out
-
-    bar = retriever.calibration.threshold(mode) if retriever.calibration is not None else None
-    bar = min_confidence if min_confidence is not None else bar
-    return abstention(mode, best(answerable), best(unanswerable), bar if bar is not None else 0.0)
+    """One mode's abstention figures: best-hit confidences of both question sets, at the bar the searches used."""
+    results = [
+        result
+        for texts in (answerable, unanswerable)
+        for start in range(0, len(texts), batch_size)
+        for result in retriever.search_batch_with_status(
+            texts[start : start + batch_size], ABSTENTION_K, min_confidence=min_confidence, mode=mode, highlight=False
+        )
+    ]
+    best = [r.confidence if r.confidence is not None else 0.0 for r in results]
+    bar = results[0].min_confidence  # the searches resolved it: the one asked, else the calibration's for the mode
+    split = len(answerable)
+    return abstention(mode, best[:split], best[split:], bar if bar is not None else 0.0)
 
 
 class _Scorer:

@@ -46,7 +46,11 @@ class Evidence:
 
     def features(self, mode: str) -> list[float]:
         """The values `FEATURES[mode]` names, in that order; a side the mode did not search counts as 0."""
-        return [float(getattr(self, name) or 0.0) for name in FEATURES[mode]]
+        return self.values(FEATURES[mode])
+
+    def values(self, names: Sequence[str]) -> list[float]:
+        """The named pieces of evidence, in that order; a side not searched (None) counts as 0."""
+        return [float(getattr(self, name) or 0.0) for name in names]
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class ModeWeights:
     threshold: float
 
     def probability(self, evidence: Evidence) -> float:
-        values = [float(getattr(evidence, name) or 0.0) for name in self.features]
+        values = evidence.values(self.features)
         z = self.bias + sum(w * v for w, v in zip(self.weights, values, strict=True))
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
