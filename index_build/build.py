@@ -15,6 +15,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from index_build.budget import BudgetError, Choice, choose_for_budget
 from index_build.devices import GpuSelection, parse_gpus
@@ -34,6 +35,7 @@ from index_build.faiss_index import (
 from index_build.faults import BuildIOError, stage_io
 from index_build.lexical_writer import index_store
 from index_build.onnx_export import query_encoder_stage
+from index_build.passage_stats import passage_stats
 from index_build.read_stage import partial_store, read_corpora
 from index_build.readers import open_corpus
 from index_build.staging import (
@@ -188,6 +190,7 @@ def build_index(
             if result.resumed_documents:
                 report_stages.append(f"{result.resumed_documents:,} articles read")
             state.update(sources=result.sources, reader_stats=result.reader_stats)
+            state["passages_merged"] = result.passages_merged
             save_state(staging, state)
         if not store_path.exists():
             finish_store(partial)
@@ -288,6 +291,7 @@ def build_index(
             extra={
                 "reader_stats": state.get("reader_stats", {}),
                 **({"memory_budget": budget.record()} if budget else {}),
+                "passages": _passage_stats(staging / STORE_NAME, options, state),
             },
             ann=ann,
             query_encoder=query_encoder,
@@ -302,6 +306,12 @@ def build_index(
     publish(staging, out_path)
     skipped = sum(int(s.get("errors_skipped", 0)) for s in state.get("reader_stats", {}).values())
     return BuildReport(out_path, manifest, report_stages, skipped, tuning_seconds)
+
+
+def _passage_stats(store: Path, options: BuildOptions, state: dict[str, Any]) -> dict[str, Any]:
+    """Passage lengths, merges and skipped pages (index_build.passage_stats); "merged" is None when the read
+    was finished by a groundsearch that did not count merges."""
+    return passage_stats(store, options.passage_words, state.get("passages_merged"), state.get("reader_stats", {}))
 
 
 def _budget_choice(options: BuildOptions, passages: int, dimension: int) -> Choice | None:
