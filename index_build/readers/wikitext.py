@@ -111,6 +111,10 @@ _EMPTY_PARENS = re.compile(r"\(\s*[,;:]*\s*\)")
 _PAREN_LEADING_PUNCT = re.compile(r"\(\s*[,;]\s*")
 _LEFTOVER_MARKUP = re.compile(r"\{\{|\}\}|\[\[|\]\]|\{\||\|\}|'{2,}|<!--|-->")
 _LEFTOVER_REF = re.compile(r"<ref\b[^>]*/>|<ref\b[^>]*>.*?(?:</ref>|$)", re.IGNORECASE)
+# Private-use characters around a formula's number: tidying leaves them alone, and article text hardly ever
+# holds them (one that does, with a number past the page's formulas, is left as it is).
+_FORMULA_OPEN, _FORMULA_CLOSE = "\ue000", "\ue001"
+_PLACEHOLDER = re.compile(f"{_FORMULA_OPEN}(\\d+){_FORMULA_CLOSE}")
 _DOUBLED = re.compile(r"([{}\[\]'])(?=\1)")  # "}}", "[[", "''": read as wiki markup, so spaced apart in TeX
 _LEADING_PUNCT = re.compile(r"^\s*[,;:](?:\s+|$)")  # what a removed template at a line's start leaves
 _TABLE_LINE = re.compile(r"\s*(?:\{\||\|\}|\|-|\|\+)")
@@ -172,6 +176,9 @@ class _Renderer:
 
     def __init__(self, namespaces: frozenset[str]) -> None:
         self.namespaces = namespaces
+        # Formulas stand in the rendered text as placeholders while it is tidied, which would otherwise
+        # rewrite TeX as prose ("\\Big[ [H^+ ]" -> "\\Big[[H^+]"); `restore` puts them back.
+        self.formulas: list[str] = []
 
     def sections(self, code: Wikicode) -> list[tuple[int, str, str]]:
         """Split the top-level nodes at headings into (level, name, tidied body), dropping reference lists."""
@@ -183,15 +190,15 @@ class _Renderer:
                 if skip_below is None:
                     buf.append(self.node(node))
                 continue
-            title = _tidy_line(self.render(node.title))
+            title = self.restore(_tidy_line(self.render(node.title)))
             if not title or (skip_below is not None and node.level > skip_below):
                 continue  # an empty heading does not split; a dropped section's subsections stay dropped
             if skip_below is None:
-                out.append((level, name, tidy(buf)))
+                out.append((level, name, self.restore(tidy(buf))))
             level, name, buf = node.level, title, []
             skip_below = node.level if title.casefold() in DROPPED_SECTIONS else None
         if skip_below is None:
-            out.append((level, name, tidy(buf)))
+            out.append((level, name, self.restore(tidy(buf))))
         return out
 
     def render(self, code: Wikicode | None) -> str:
@@ -253,7 +260,7 @@ class _Renderer:
         """Bold, italic and most HTML tags keep their content; footnotes, tables and media go."""
         name = str(tag.tag).strip().lower()
         if name in FORMULA_TAGS:
-            return formula(tag)
+            return self.formula(tag)
         if name in DROPPED_TAGS:
             return "\n" if name == "table" else ""
         if tag.wiki_markup is not None and name in ("li", "dt", "dd", "hr"):
@@ -267,6 +274,24 @@ class _Renderer:
         else:
             text = self.render(tag.contents)
         return f"\n{text}\n" if name in BLOCK_TAGS else text
+
+    def formula(self, tag: Tag) -> str:
+        """A formula's placeholder (a display formula's on a line of its own); "" for an empty formula."""
+        source = "" if tag.self_closing or tag.contents is None else str(tag.contents)
+        tex = _DOUBLED.sub(r"\1 ", " ".join(source.split()))
+        if not tex:
+            return ""
+        self.formulas.append(tex)
+        placeholder = f"{_FORMULA_OPEN}{len(self.formulas) - 1}{_FORMULA_CLOSE}"
+        display = tag.has("display") and str(tag.get("display").value).strip().strip("\"'").lower() == "block"
+        return f"\n{placeholder}\n" if display else placeholder
+
+    def restore(self, text: str) -> str:
+        """`text` with each formula placeholder replaced by its formula."""
+        if _FORMULA_OPEN not in text:
+            return text
+        count = len(self.formulas)
+        return _PLACEHOLDER.sub(lambda m: self.formulas[n] if (n := int(m.group(1))) < count else m.group(0), text)
 
     def template(self, template: Template) -> str:
         """Templates are dropped, except a few that only wrap visible text or quantities."""
@@ -283,14 +308,6 @@ class _Renderer:
         return ""
 
 
-def formula(tag: Tag) -> str:
-    """A formula's source on one line (a display formula on a line of its own); "" for an empty one."""
-    source = "" if tag.self_closing or tag.contents is None else str(tag.contents)
-    tex = _DOUBLED.sub(r"\1 ", " ".join(source.split()))
-    if not tex:
-        return ""
-    display = tag.has("display") and str(tag.get("display").value).strip().strip("\"'").lower() == "block"
-    return f"\n{tex}\n" if display else tex
 
 
 def tidy(pieces: list[str]) -> str:
