@@ -100,7 +100,7 @@ def test_short_sections_never_pile_past_the_target() -> None:
     names = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
     doc = _sectioned(*((n, f"Person {n}1\nPerson {n}2\nPerson {n}3") for n in names))  # 6 words a section
     spans = split_document(doc, words=20)  # minimum 4 words, at most 25 words when joining backwards
-    assert all(4 <= _words(doc.text[s.start : s.end]) for s in spans)
+    assert all(_words(doc.text[s.start : s.end]) >= 4 for s in spans)
     assert all(_words(doc.text[s.start : s.end]) <= 25 + 4 for s in spans)
     assert sum(s.pieces for s in spans) == len(names)
     for section in doc.sections:  # every section lies whole in one passage: nothing lost, nothing repeated

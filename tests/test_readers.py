@@ -149,9 +149,8 @@ def test_known_article_metadata(parsed: dict) -> None:
 def test_formulas_keep_their_tex(parsed: dict) -> None:
     albedo = next(d for d in parsed[ENWIKI][0] if d.title == "Albedo")
     # Once "Albedo can then be given as:" and nothing: the display formula now follows on its own line.
-    assert "Albedo {\\alpha} can then be given as:\n\n{\\alpha}= (1-D) \\bar \\alpha(\\theta_i) + D \\bar{ \\bar \\alpha}." in (
-        albedo.text
-    )
+    formula = "{\\alpha}= (1-D) \\bar \\alpha(\\theta_i) + D \\bar{ \\bar \\alpha}."
+    assert "Albedo {\\alpha} can then be given as:\n\n" + formula + "\n\n" in albedo.text
     text, _ = wikitext_to_text("Then <math display=\"block\">x^{{2}}  +\n f''(x)</math> and <chem>H2O</chem>.<math/>")
     assert text == "Then\nx^{ {2} } + f' '(x)\nand H2O."  # "}}" and "''" spaced apart: the same TeX, no markup
 

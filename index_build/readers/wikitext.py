@@ -308,8 +308,6 @@ class _Renderer:
         return ""
 
 
-
-
 def tidy(pieces: list[str]) -> str:
     """Normalise whitespace of a rendered section body: trimmed lines, one blank line between paragraphs.
 
