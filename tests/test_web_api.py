@@ -1,6 +1,6 @@
 """The web app through FastAPI's TestClient, over real indexes built with the real model; nothing is mocked.
 
-Two indexes: `small_index` (68 real Wikipedia articles) for answers we know, and a two-article JSONL corpus
+Two indexes: `small_index` (64 real Wikipedia articles) for answers we know, and a two-article JSONL corpus
 written here whose text and title hold markup, so escaping is checked on text that really is in a store.
 """
 
@@ -195,7 +195,7 @@ def test_unknown_passage_is_404_with_one_line(
 def test_info_and_health(client: TestClient, retriever: Retriever, small_index: Path) -> None:
     info = client.get("/api/info").json()
     InfoResponse.model_validate(info)
-    assert info["index"] == small_index.name and info["documents"] == 68 and info["passages"] == len(retriever)
+    assert info["index"] == small_index.name and info["documents"] == 64 and info["passages"] == len(retriever)
     assert info["model"]["name"] == retriever.manifest.model.name and info["faiss_factory"] == "Flat"
     assert info["limits"] == Limits().model_dump() and info["modes"] == ["hybrid", "dense", "lexical"]
     # Corpus files by name only: the build machine's paths are not the clients' business.
@@ -320,7 +320,7 @@ def test_empty_page_has_the_box_and_the_security_headers(client: TestClient) -> 
         page = client.get("/", params=params)
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert 'class="state-empty"' in page.text and "autofocus" in page.text
-        assert 'class="results"' not in page.text and "Verbatim passages from 68 articles" in page.text
+        assert 'class="results"' not in page.text and "Verbatim passages from 64 articles" in page.text
         csp = page.headers["content-security-policy"]
         assert "default-src 'none'" in csp and "script-src 'self'" in csp
         assert page.headers["x-content-type-options"] == "nosniff"
