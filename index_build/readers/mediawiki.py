@@ -125,8 +125,10 @@ def _documents(
             continue
         assert result is not None  # only skipped pages come without a cleaning result
         if isinstance(result, _Navigation):
-            stats.disambiguation_skipped += result.kind == DISAMBIGUATION
-            stats.list_skipped += result.kind != DISAMBIGUATION
+            if result.kind == DISAMBIGUATION:
+                stats.disambiguation_skipped += 1
+            else:
+                stats.list_skipped += 1
             continue
         text, sections = result
         if not text:
