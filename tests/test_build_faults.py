@@ -154,7 +154,7 @@ def _rerun(args: list[str]) -> str:
 EFBIG_CASES = {
     "reading": (
         "index_build.read_stage:_Position.record",
-        2,
+        3,  # the final checkpoint, after the second (and last) article's
         "reading: cannot write {staging}/passages.sqlite.partial: disk I/O error (SQLITE_IOERR_WRITE); ",
         "(resumed: 2 articles read kept)",
     ),
