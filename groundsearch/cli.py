@@ -127,6 +127,10 @@ def build(
     m = report.manifest
     resumed = f" (resumed: {', '.join(report.resumed_stages)} kept)" if report.resumed_stages else ""
     typer.echo(f"built {report.out}: {m.documents} documents, {m.passages} passages, FAISS {m.faiss_factory}{resumed}")
+    if m.extra.get("passages"):
+        from index_build.passage_stats import format_passage_stats
+
+        typer.echo(format_passage_stats(m.extra["passages"]))
     if m.extra.get("memory_budget"):
         typer.echo(f"memory budget: {m.extra['memory_budget']['why']}")
     if m.ann:

@@ -1,7 +1,7 @@
 """`--memory-budget` picks the most accurate index that fits, the estimate matches the file FAISS writes,
 memory-mapped reading answers exactly like a plain read, and `info` shows resident memory against file size.
 
-The build test uses the real model over real articles (447 passages); the size and mmap tests use seeded
+The build test uses the real model over real articles (420 passages); the size and mmap tests use seeded
 random unit vectors, since they check bytes and identical results, not retrieval quality.
 """
 

@@ -28,6 +28,10 @@ class CorpusStats:
     other_namespace_skipped: int = 0
     empty_skipped: int = 0
     errors_skipped: int = 0
+    # Navigation pages (MediaWiki only; see index_build.readers.page_kinds). Absent from checkpoints and
+    # manifests written before they were told apart: they read as 0.
+    disambiguation_skipped: int = 0
+    list_skipped: int = 0
 
     @property
     def total(self) -> int:
@@ -38,6 +42,8 @@ class CorpusStats:
             + self.other_namespace_skipped
             + self.empty_skipped
             + self.errors_skipped
+            + self.disambiguation_skipped
+            + self.list_skipped
         )
 
 

@@ -10,6 +10,9 @@ position and the last page read, after every article before the break has been y
 it is counted once in `stats.errors_skipped` and the corpus simply ends there, since nothing after a parse
 error can be trusted. A page whose wikitext cannot be cleaned is an error too; with `skip_errors` that page
 alone is counted and skipped.
+
+Disambiguation and list-only pages are skipped and counted (`disambiguation_skipped`, `list_skipped`); why
+skipped rather than flagged, and how they are told, is in index_build.readers.page_kinds.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from mwxml.errors import MalformedXML
 
 from index_build.documents import CorpusError, Document, Section
 from index_build.readers.common import CorpusStats, one_line, open_binary
+from index_build.readers.page_kinds import DISAMBIGUATION, page_kind
 from index_build.readers.siteinfo import with_siteinfo
 from index_build.readers.urls import normalise_prefix, page_url, prefix_from_siteinfo
 from index_build.readers.wikitext import wikitext_to_text
@@ -120,6 +124,12 @@ def _documents(
             logger.warning("skipping: %s", message)
             continue
         assert result is not None  # only skipped pages come without a cleaning result
+        if isinstance(result, _Navigation):
+            if result.kind == DISAMBIGUATION:
+                stats.disambiguation_skipped += 1
+            else:
+                stats.list_skipped += 1
+            continue
         text, sections = result
         if not text:
             stats.empty_skipped += 1
@@ -199,17 +209,24 @@ def _describe(exc: BaseException) -> str:
     return one_line(text or type(exc).__name__, 200)
 
 
-# Cleaning, in this process or in a pool: both yield (page, (text, sections) or error message) in input order,
-# and (stub, None) for a page that is not to be cleaned.
-_Result = tuple[str, tuple[Section, ...]] | str
+class _Navigation(NamedTuple):
+    """A page not cleaned because it is a navigation page (`page_kinds.DISAMBIGUATION` or `LIST_ONLY`)."""
+
+    kind: str
 
 
-def clean_chunk(texts: list[str], namespaces: tuple[str, ...]) -> list[_Result]:
-    """Clean several pages' wikitext; a page that fails gives its error message instead (the pool's task)."""
+# Cleaning, in this process or in a pool: both yield (page, (text, sections), a navigation page's kind, or an
+# error message) in input order, and (stub, None) for a page that is not to be cleaned.
+_Result = tuple[str, tuple[Section, ...]] | _Navigation | str
+
+
+def clean_chunk(pages: list[tuple[str, str]], namespaces: tuple[str, ...]) -> list[_Result]:
+    """Clean several pages' (title, wikitext); a page that fails gives its error message (the pool's task)."""
     results: list[_Result] = []
-    for text in texts:
+    for title, text in pages:
         try:
-            results.append(wikitext_to_text(text, namespaces))
+            kind = page_kind(title, text, namespaces)
+            results.append(_Navigation(kind) if kind is not None else wikitext_to_text(text, namespaces))
         except Exception as exc:  # noqa: BLE001 - reported per page by the parent, with the page named
             results.append(one_line(f"{type(exc).__name__}: {exc}", 200))
     return results
@@ -219,7 +236,7 @@ def _clean_serial(
     pages: Iterable[_Page], namespaces: tuple[str, ...]
 ) -> Generator[tuple[_Page, _Result | None], None, None]:
     for page in pages:
-        yield page, None if page.skipped else clean_chunk([page.wikitext], namespaces)[0]
+        yield page, None if page.skipped else clean_chunk([(page.title, page.wikitext)], namespaces)[0]
 
 
 def _with_results(chunk: list[_Page], results: list[_Result]) -> Iterator[tuple[_Page, _Result | None]]:
@@ -250,7 +267,7 @@ def _clean_parallel(
             except CorpusError as exc:
                 error = exc
                 break
-            texts = [p.wikitext for p in chunk if not p.skipped]
+            texts = [(p.title, p.wikitext) for p in chunk if not p.skipped]
             window.append((chunk, pool.submit(clean_chunk, texts, namespaces)))
             if len(window) >= TASKS_PER_WORKER * workers:
                 done, future = window.popleft()
