@@ -212,6 +212,7 @@ def query(
         typer.echo("")
     for hit in result.hits:
         where = f"{hit.title} § {hit.section}" if hit.section else hit.title
+        where += f" ({hit.page_kind} page)" if hit.page_kind else ""
         weak = "  (weak)" if result.is_weak(hit) else ""
         confidence = f"  confidence {hit.confidence:.2f}" if hit.confidence is not None else ""
         typer.echo(typer.style(f"{hit.rank:>2}. {hit.score:.3f}  {where}{confidence}{weak}", bold=not weak))

@@ -1,4 +1,4 @@
-"""What the splitter made of a corpus: passage-length percentiles, and what was merged and skipped.
+"""What the splitter made of a corpus: passage-length percentiles, what was merged, and what was flagged.
 
 `build` prints it as a table and stores it in the manifest's `extra["passages"]` (absent from bundles built
 before it existed; nothing reads it back but `info`-style reports, so older manifests stay readable as they are):
@@ -8,10 +8,11 @@ before it existed; nothing reads it back but `info`-style reports, so older mani
      "words": {... the same keys ...},
      "passages": N, "under_min_words": n,   # passages shorter than the minimum: whole short articles only
      "merged": n,                           # short pieces joined to a neighbour (None: not counted, resumed)
-     "skipped": {"disambiguation": n, "list": n}}
+     "flagged": {"disambiguation": n, "list": n}}  # navigation pages, indexed with documents.kind set
 
-Navigation pages are skipped, never flagged (index_build.readers.page_kinds says why), so there is no flagged
-count. Lengths are read back from the finished store in one pass (about a minute per 10 M passages).
+Navigation pages are flagged, not skipped (index_build.readers.page_kinds says why), so nothing is counted
+as skipped here; the readers' own skip counts (redirects, empty pages) are in `extra.reader_stats`. Lengths
+are read back from the finished store in one pass (about a minute per 10 M passages).
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ def passage_stats(
         "passages": len(chars),
         "under_min_words": sum(1 for w in words if w < minimum),
         "merged": merged,
-        "skipped": {
-            kind: sum(int(s.get(f"{kind}_skipped", 0)) for s in reader_stats.values())
+        "flagged": {
+            kind: sum(int(s.get(f"{kind}_flagged", 0)) for s in reader_stats.values())
             for kind in ("disambiguation", "list")
         },
     }
@@ -73,14 +74,14 @@ def format_passage_stats(stats: Mapping[str, Any]) -> str:
         row = stats.get(unit) or {}
         lines.append(f"  {unit:<14}" + " ".join(f"{row.get(name, 0):>6,}" for name, _ in PERCENTILES))
     merged = stats.get("merged")
-    skipped = stats.get("skipped", {})
+    flagged = stats.get("flagged", {})
     lines.append(
         f"short pieces merged into a neighbour: {'not counted' if merged is None else f'{merged:,}'} "
         f"(minimum {stats.get('min_words')} words; {stats.get('under_min_words', 0):,} shorter passages, "
         "each a whole article)"
     )
     lines.append(
-        f"pages skipped: {skipped.get('disambiguation', 0):,} disambiguation, {skipped.get('list', 0):,} list-only "
-        "(none flagged: navigation pages are skipped)"
+        f"navigation pages flagged: {flagged.get('disambiguation', 0):,} disambiguation, "
+        f"{flagged.get('list', 0):,} list-only (indexed; their hits say so)"
     )
     return "\n".join(lines)

@@ -161,6 +161,7 @@ def write_store(
                 "revision": document.revision,
                 "timestamp": document.timestamp,
                 "source": source,
+                "kind": document.kind,
             }
         )
         passage_rows.extend(rows)

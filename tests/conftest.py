@@ -130,14 +130,13 @@ def wiki_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def partial_xml(wiki_dir: Path) -> Path:
-    """11 real English Wikipedia pages (2 articles, 2 disambiguation pages), uncompressed: the smallest
-    real dump, for quick builds."""
+    """11 real English Wikipedia pages (4 articles), uncompressed: the smallest real dump, for quick builds."""
     return wiki_dir / "camchenry-wikidump_tests_enwiki-articles-partial.xml"
 
 
 @pytest.fixture(scope="session")
 def corpus_xml(wiki_dir: Path) -> Path:
-    """64 real English Wikipedia articles on unrelated subjects (420 passages): the end-to-end corpus."""
+    """68 real English Wikipedia articles on unrelated subjects (425 passages): the end-to-end corpus."""
     return wiki_dir / "camchenry-wikidump_benches_enwiki-10k.xml.bz2"
 
 

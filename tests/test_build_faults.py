@@ -32,7 +32,7 @@ from index_build import BuildOptions, RunOptions, build_index
 from index_build.store_writer import read_checkpoint, write_store
 
 SHARD = 2  # passages per embedding shard, and per read checkpoint in the faulty child
-# The partial dump gives 7 passages in 2 articles: 4 shards, a read checkpoint after each article.
+# The partial dump gives 9 passages in 4 articles: 5 shards, a read checkpoint after each article.
 
 # argv: fault, "module:attribute" to wrap, N (0: strike before the build starts), the fault's path or size,
 # then the `groundsearch build` arguments. Prints "staging kept: True|False" as it exits, from inside any
@@ -154,7 +154,7 @@ def _rerun(args: list[str]) -> str:
 EFBIG_CASES = {
     "reading": (
         "index_build.read_stage:_Position.record",
-        3,  # the final checkpoint, after the second (and last) article's
+        2,
         "reading: cannot write {staging}/passages.sqlite.partial: disk I/O error (SQLITE_IOERR_WRITE); ",
         "(resumed: 2 articles read kept)",
     ),

@@ -1,4 +1,4 @@
-"""The build's passage figures: lengths read back from a real store, merges and skipped pages counted."""
+"""The build's passage figures: lengths read back from a real store, merges and flagged pages counted."""
 
 from __future__ import annotations
 
@@ -33,7 +33,11 @@ def test_figures_of_a_real_store(tmp_path: Path, corpus_xml: Path) -> None:
     assert list(stats["words"].values()) == sorted(stats["words"].values())
     assert stats["min_words"] == 20 and stats["words"]["min"] >= 20 and stats["under_min_words"] == 0
     # Bernard Fisher, Dog walking (disambiguation), Arroyo Seco Bridge, Elgin Theatre.
-    assert stats["skipped"] == {"disambiguation": 4, "list": 0}
+    assert stats["flagged"] == {"disambiguation": 4, "list": 0}
+    with closing(sqlite3.connect(store)) as conn:
+        kinds = dict(conn.execute("SELECT title, kind FROM documents WHERE kind IS NOT NULL").fetchall())
+    menus = ("Bernard Fisher", "Dog walking (disambiguation)", "Arroyo Seco Bridge", "Elgin Theatre")
+    assert kinds == dict.fromkeys(menus, "disambiguation")
     table = format_passage_stats(stats)
     assert table.splitlines()[0].split()[2:] == ["min", "p1", "p5", "p25", "p50", "p75", "p95", "p99", "max"]
     assert f"merged into a neighbour: {result.passages_merged}" in table and "4 disambiguation" in table

@@ -87,8 +87,8 @@ def test_every_page_is_accounted_for(name: str, parsed: dict) -> None:
     assert stats.errors_skipped == 0
     assert stats.total == pages
     assert stats.redirects_skipped == redirects
-    # Disambiguation and list-only pages are articles too (namespace 0), skipped after reading.
-    assert stats.documents + stats.empty_skipped + stats.disambiguation_skipped + stats.list_skipped == articles
+    # Disambiguation and list-only pages are articles too (namespace 0): read, flagged, and counted as documents.
+    assert stats.documents + stats.empty_skipped == articles
     assert stats.other_namespace_skipped == pages - redirects - articles
 
 
@@ -156,18 +156,21 @@ def test_formulas_keep_their_tex(parsed: dict) -> None:
 
 
 @needs_wiki
-def test_navigation_pages_are_skipped_and_counted(parsed: dict) -> None:
+def test_navigation_pages_are_flagged_and_counted(parsed: dict) -> None:
     docs, stats = parsed[ENWIKI]
-    titles = {d.title for d in docs}
+    kinds = {d.title: d.kind for d in docs}
     # {{Disambiguation}} on all seven, {{Geodis}} on "Aa River"; names-only "List of anthropologists".
-    assert stats.disambiguation_skipped == 8 and stats.list_skipped == 1
-    assert not titles & {"Ada", "Alien", "Austin (disambiguation)", "Aa River", "List of anthropologists"}
-    assert "List of Atlas Shrugged characters" in titles  # a list of paragraphs, not of names: prose stays
-    bench = {d.title for d in parsed[BENCH][0]}
-    assert "List of courts in England and Wales" in bench  # half of it paragraphs about the courts
-    assert "Elgin Theatre" not in bench and "Bernard Fisher" not in bench  # {{disambig}}; a category
-    assert "Air" in {d.title for d in parsed[SIMPLE][0]}  # a {{dablink}} hatnote makes no disambiguation page
-    assert "Stockton Airport" not in {d.title for d in parsed[PARTIAL][0]}  # {{airport disambiguation}}
+    assert stats.disambiguation_flagged == 8 and stats.list_flagged == 1
+    assert sum(k == "disambiguation" for k in kinds.values()) == 8
+    assert [t for t, k in kinds.items() if k == "list"] == ["List of anthropologists"]
+    for title in ("Ada", "Alien", "Austin (disambiguation)", "Aa River"):
+        assert kinds[title] == "disambiguation"
+    assert kinds["List of Atlas Shrugged characters"] is None  # a list of paragraphs, not of names: prose
+    bench = {d.title: d.kind for d in parsed[BENCH][0]}
+    assert bench["List of courts in England and Wales"] is None  # half of it paragraphs about the courts
+    assert bench["Elgin Theatre"] == bench["Bernard Fisher"] == "disambiguation"  # {{disambig}}; a category
+    assert {d.title: d.kind for d in parsed[SIMPLE][0]}["Air"] is None  # a {{dablink}} hatnote: an article
+    assert {d.title: d.kind for d in parsed[PARTIAL][0]}["Stockton Airport"] == "disambiguation"
 
 
 @needs_wiki

@@ -40,7 +40,7 @@ def _check_resumes_everywhere(corpus: Corpus, points: list[int] | None = None) -
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_mediawiki_dump_with_redirects_resumes_after_any_article(wiki_dir: Path, workers: int) -> None:
-    # 64 articles among 97 redirects, 31 pages of other namespaces and 4 disambiguation pages.
+    # 68 articles among 97 redirects and 31 pages of other namespaces.
     corpus = open_corpus(wiki_dir / "camchenry-wikidump_benches_enwiki-10k.xml.bz2", workers=workers)
     documents, _ = _snapshots(corpus)
     stats = corpus.stats

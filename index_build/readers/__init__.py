@@ -132,8 +132,7 @@ def _nothing_found(path: Path, format: str, stats: CorpusStats) -> str:
     if format == "mediawiki":
         return (
             f"no articles found in {path} after skipping {stats.redirects_skipped} redirects, "
-            f"{stats.other_namespace_skipped} non-article pages, {stats.empty_skipped} empty pages, "
-            f"{stats.disambiguation_skipped} disambiguation pages, {stats.list_skipped} list-only pages "
+            f"{stats.other_namespace_skipped} non-article pages, {stats.empty_skipped} empty pages "
             f"and {stats.errors_skipped} bad pages"
         )
     return (

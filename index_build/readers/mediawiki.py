@@ -11,8 +11,9 @@ it is counted once in `stats.errors_skipped` and the corpus simply ends there, s
 error can be trusted. A page whose wikitext cannot be cleaned is an error too; with `skip_errors` that page
 alone is counted and skipped.
 
-Disambiguation and list-only pages are skipped and counted (`disambiguation_skipped`, `list_skipped`); why
-skipped rather than flagged, and how they are told, is in index_build.readers.page_kinds.
+Disambiguation and list-only pages are indexed, flagged (`Document.kind`) and counted
+(`disambiguation_flagged`, `list_flagged`); why flagged rather than skipped, and how they are told, is in
+index_build.readers.page_kinds.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from mwxml.errors import MalformedXML
 
 from index_build.documents import CorpusError, Document, Section
 from index_build.readers.common import CorpusStats, one_line, open_binary
-from index_build.readers.page_kinds import DISAMBIGUATION, page_kind
+from index_build.readers.page_kinds import DISAMBIGUATION, LIST_ONLY, page_kind
 from index_build.readers.siteinfo import with_siteinfo
 from index_build.readers.urls import normalise_prefix, page_url, prefix_from_siteinfo
 from index_build.readers.wikitext import wikitext_to_text
@@ -124,17 +125,13 @@ def _documents(
             logger.warning("skipping: %s", message)
             continue
         assert result is not None  # only skipped pages come without a cleaning result
-        if isinstance(result, _Navigation):
-            if result.kind == DISAMBIGUATION:
-                stats.disambiguation_skipped += 1
-            else:
-                stats.list_skipped += 1
-            continue
-        text, sections = result
+        text, sections, kind = result
         if not text:
             stats.empty_skipped += 1
             continue
         stats.documents += 1
+        stats.disambiguation_flagged += kind == DISAMBIGUATION
+        stats.list_flagged += kind == LIST_ONLY
         yield Document(
             source_id=page.id,
             title=page.title,
@@ -143,6 +140,7 @@ def _documents(
             revision=page.revision,
             timestamp=page.timestamp,
             sections=sections,
+            kind=kind,
         )
 
 
@@ -209,15 +207,9 @@ def _describe(exc: BaseException) -> str:
     return one_line(text or type(exc).__name__, 200)
 
 
-class _Navigation(NamedTuple):
-    """A page not cleaned because it is a navigation page (`page_kinds.DISAMBIGUATION` or `LIST_ONLY`)."""
-
-    kind: str
-
-
-# Cleaning, in this process or in a pool: both yield (page, (text, sections), a navigation page's kind, or an
+# Cleaning, in this process or in a pool: both yield (page, (text, sections, navigation kind or None) or an
 # error message) in input order, and (stub, None) for a page that is not to be cleaned.
-_Result = tuple[str, tuple[Section, ...]] | _Navigation | str
+_Result = tuple[str, tuple[Section, ...], str | None] | str
 
 
 def clean_chunk(pages: list[tuple[str, str]], namespaces: tuple[str, ...]) -> list[_Result]:
@@ -225,8 +217,7 @@ def clean_chunk(pages: list[tuple[str, str]], namespaces: tuple[str, ...]) -> li
     results: list[_Result] = []
     for title, text in pages:
         try:
-            kind = page_kind(title, text, namespaces)
-            results.append(_Navigation(kind) if kind is not None else wikitext_to_text(text, namespaces))
+            results.append((*wikitext_to_text(text, namespaces), page_kind(title, text, namespaces)))
         except Exception as exc:  # noqa: BLE001 - reported per page by the parent, with the page named
             results.append(one_line(f"{type(exc).__name__}: {exc}", 200))
     return results
