@@ -127,6 +127,10 @@ def build(
     m = report.manifest
     resumed = f" (resumed: {', '.join(report.resumed_stages)} kept)" if report.resumed_stages else ""
     typer.echo(f"built {report.out}: {m.documents} documents, {m.passages} passages, FAISS {m.faiss_factory}{resumed}")
+    if m.extra.get("passages"):
+        from index_build.passage_stats import format_passage_stats
+
+        typer.echo(format_passage_stats(m.extra["passages"]))
     if m.extra.get("memory_budget"):
         typer.echo(f"memory budget: {m.extra['memory_budget']['why']}")
     if m.ann:
@@ -208,6 +212,7 @@ def query(
         typer.echo("")
     for hit in result.hits:
         where = f"{hit.title} § {hit.section}" if hit.section else hit.title
+        where += f" ({hit.page_kind} page)" if hit.page_kind else ""
         weak = "  (weak)" if result.is_weak(hit) else ""
         confidence = f"  confidence {hit.confidence:.2f}" if hit.confidence is not None else ""
         typer.echo(typer.style(f"{hit.rank:>2}. {hit.score:.3f}  {where}{confidence}{weak}", bold=not weak))

@@ -39,6 +39,9 @@ class Document:
     revision: str | None = None
     timestamp: str | None = None
     sections: tuple[Section, ...] = field(default_factory=tuple)
+    # A navigation page ("disambiguation" or "list", index_build.readers.page_kinds), None for an article: stored
+    # as documents.kind so that a hit from a menu of other articles says so (retriever.Hit.page_kind).
+    kind: str | None = None
 
     def unicode_problem(self) -> str | None:
         """What makes a stored field not valid Unicode (a lone surrogate, which JSON's `\\ud800` can give),

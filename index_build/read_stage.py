@@ -30,6 +30,7 @@ class ReadResult:
     sources: list[dict[str, Any]]
     reader_stats: dict[str, dict[str, int]]
     resumed_documents: int  # documents kept from a killed read (0 when it started afresh)
+    passages_merged: int = 0  # short pieces joined to a neighbour (index_build.passages)
 
 
 def partial_store(store_path: Path) -> Path:
@@ -71,6 +72,7 @@ def read_corpora(
         sources=[_source_record(c) for c in corpora],
         reader_stats={str(c.path): asdict(c.stats) for c in corpora},
         resumed_documents=checkpoint.counts.documents if checkpoint is not None else 0,
+        passages_merged=counts.merged,
     )
 
 

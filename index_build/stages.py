@@ -35,6 +35,7 @@ from index_build.faults import stage_io
 from index_build.lexical_writer import index_store
 from index_build.onnx_export import export_for_build, files_match
 from index_build.options import BuildOptions, RunOptions
+from index_build.passage_stats import passage_stats
 from index_build.read_stage import partial_store, read_corpora
 from index_build.readers import Corpus
 from index_build.staging import FAISS_PARTS_DIR, SHARDS_DIR
@@ -147,7 +148,9 @@ def read(state: BuildState, job: Job) -> BuildState:
             job.kept.append(f"{result.resumed_documents:,} articles read")
         # Saved before the store is finished and renamed: a kill in between finds a complete partial file.
         sources = tuple(SourceInfo(**s) for s in result.sources)
-        state = job.save(state.replace(sources=sources, reader_stats=result.reader_stats))
+        state = job.save(
+            state.replace(sources=sources, reader_stats=result.reader_stats, passages_merged=result.passages_merged)
+        )
     if not store_path.exists():
         finish_store(partial)
         with stage_io("store", store_path):
@@ -281,6 +284,9 @@ def finish(state: BuildState, job: Job) -> BuildState:
         extra={
             "reader_stats": state.reader_stats or {},
             **({"memory_budget": job.budget.record()} if job.budget else {}),
+            "passages": passage_stats(
+                job.staging / STORE_NAME, options.passage_words, state.passages_merged, state.reader_stats or {}
+            ),
         },
         confidence=confidence,
         no_confidence=no_confidence,

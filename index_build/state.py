@@ -38,6 +38,8 @@ class BuildState:
     # read: each corpus file's manifest record and each reader's counts (None: the read is not finished)
     sources: tuple[SourceInfo, ...] | None = None
     reader_stats: dict[str, dict[str, int]] | None = None
+    # read: short pieces the splitter joined to a neighbour (None: read by a groundsearch that did not count them)
+    passages_merged: int | None = None
     # add: the first run's FAISS block size, so that a rerun with another finds the blocks it saved
     faiss_add_block: int | None = None
     # tune: the manifest's `ann` record (None for an exact index), once measured for the index on disk
@@ -62,6 +64,8 @@ class BuildState:
         if self.read:
             record["sources"] = [asdict(s) for s in self.sources or ()]
             record["reader_stats"] = self.reader_stats
+            if self.passages_merged is not None:
+                record["passages_merged"] = self.passages_merged
         if self.faiss_add_block is not None:
             record["faiss_add_block"] = self.faiss_add_block
         if self.tuned:
@@ -79,6 +83,7 @@ class BuildState:
             identity=record["identity"],
             sources=tuple(SourceInfo(**s) for s in record["sources"]) if "sources" in record else None,
             reader_stats=record.get("reader_stats"),
+            passages_merged=record.get("passages_merged"),
             faiss_add_block=record.get("faiss_add_block"),
             tuned="ann" in record,
             ann=record.get("ann"),

@@ -19,7 +19,7 @@ import sqlite_utils
 
 from index_build.documents import CorpusError, Document
 from index_build.faults import stage_io
-from index_build.passages import split_document
+from index_build.passages import PassageSpan, split_document
 from retriever.store import SCHEMA
 
 _BATCH = 2000  # rows per INSERT statement
@@ -33,10 +33,11 @@ CREATE TABLE {PROGRESS_TABLE} (
     id INTEGER PRIMARY KEY CHECK (id = 0),
     documents INTEGER NOT NULL,
     passages INTEGER NOT NULL,
+    merged INTEGER NOT NULL DEFAULT 0,  -- short pieces joined to a neighbour (index_build.passages)
     position TEXT NOT NULL,          -- the caller's JSON: where its reader stood after the last document
     complete INTEGER NOT NULL        -- 1 once every document is in; finish_store then drops the table
 );
-INSERT INTO {PROGRESS_TABLE} VALUES (0, 0, 0, 'null', 0);
+INSERT INTO {PROGRESS_TABLE} (id, documents, passages, position, complete) VALUES (0, 0, 0, 'null', 0);
 """
 
 
@@ -44,6 +45,7 @@ INSERT INTO {PROGRESS_TABLE} VALUES (0, 0, 0, 'null', 0);
 class StoreCounts:
     documents: int = 0
     passages: int = 0
+    merged: int = 0  # short pieces the splitter joined to a neighbour: what the build reports as "merged"
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,16 @@ def read_checkpoint(path: Path) -> Checkpoint | None:
             tables = set(db.table_names())
             if "passages" not in tables or PROGRESS_TABLE not in tables:
                 return None
-            documents, passages, position, complete = db.execute(
-                f"SELECT documents, passages, position, complete FROM {PROGRESS_TABLE}"
+            with db.conn:
+                if "merged" not in db[PROGRESS_TABLE].columns_dict:  # a file from before merges were counted
+                    db.execute(f"ALTER TABLE {PROGRESS_TABLE} ADD COLUMN merged INTEGER NOT NULL DEFAULT 0")
+            documents, passages, merged, position, complete = db.execute(
+                f"SELECT documents, passages, merged, position, complete FROM {PROGRESS_TABLE}"
             ).fetchone()
             with db.conn:
                 db.execute("DELETE FROM passages WHERE id >= ?", [passages])
                 db.execute("DELETE FROM documents WHERE id >= ?", [documents])
-            return Checkpoint(StoreCounts(documents, passages), json.loads(position), bool(complete))
+            return Checkpoint(StoreCounts(documents, passages, merged), json.loads(position), bool(complete))
         finally:
             db.close()
     except sqlite3.DatabaseError:
@@ -133,8 +138,8 @@ def write_store(
             db.table("passages").insert_all(passage_rows, batch_size=_BATCH)
             with db.conn:
                 db.execute(
-                    f"UPDATE {PROGRESS_TABLE} SET documents = ?, passages = ?, position = ?, complete = ?",
-                    [counts.documents, counts.passages, json.dumps(position()), int(complete)],
+                    f"UPDATE {PROGRESS_TABLE} SET documents = ?, passages = ?, merged = ?, position = ?, complete = ?",
+                    [counts.documents, counts.passages, counts.merged, json.dumps(position()), int(complete)],
                 )
         doc_rows.clear()
         passage_rows.clear()
@@ -143,9 +148,10 @@ def write_store(
         problem = document.unicode_problem()
         if problem is not None:  # readers skip such records under --skip-errors; this one got through
             raise CorpusError(f"{source}: article {document.title!r} {problem}; SQLite cannot store it")
-        rows = list(_passage_rows(document, counts.documents, counts.passages, passage_words))
-        if not rows:
+        spans = split_document(document, passage_words)
+        if not spans:
             continue
+        rows = list(_passage_rows(document, spans, counts.documents, counts.passages))
         doc_rows.append(
             {
                 "id": counts.documents,
@@ -155,11 +161,13 @@ def write_store(
                 "revision": document.revision,
                 "timestamp": document.timestamp,
                 "source": source,
+                "kind": document.kind,
             }
         )
         passage_rows.extend(rows)
         counts.documents += 1
         counts.passages += len(rows)
+        counts.merged += sum(span.pieces - 1 for span in spans)
         if len(passage_rows) >= checkpoint_passages:
             checkpoint()
     checkpoint(complete=True)
@@ -168,8 +176,10 @@ def write_store(
     return counts
 
 
-def _passage_rows(document: Document, document_id: int, first_id: int, words: int) -> Iterator[dict[str, Any]]:
-    for offset, span in enumerate(split_document(document, words)):
+def _passage_rows(
+    document: Document, spans: list[PassageSpan], document_id: int, first_id: int
+) -> Iterator[dict[str, Any]]:
+    for offset, span in enumerate(spans):
         text = document.text[span.start : span.end]
         yield {
             "id": first_id + offset,

@@ -45,7 +45,9 @@ class Hit:
     best answers the query (`retriever.highlight`); None for a passage fetched by id, a search made with
     `highlight=False`, or a passage with no words. `confidence` is the calibrated probability that this
     passage answers the query (`retriever.confidence`); None for a passage fetched by id, a search made with
-    `confidence=False`, or an index without a calibration for its model.
+    `confidence=False`, or an index without a calibration for its model. `page_kind` is "disambiguation" or
+    "list" when the passage comes from a navigation page (a menu of other articles, which grounds nothing
+    itself; index_build.readers.page_kinds), None for an article and for every passage of an older index.
     """
 
     passage_id: int
@@ -65,6 +67,7 @@ class Hit:
     found_by: tuple[Found, ...] = ()
     highlight: Span | None = None
     confidence: float | None = None
+    page_kind: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Every field, `highlight` as `{"start": ..., "end": ...}` offsets into `text` (or None)."""

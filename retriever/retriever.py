@@ -525,4 +525,5 @@ def _hit(
         sha256=stored.sha256,
         found_by=found_by,
         highlight=span,
+        page_kind=stored.kind,
     )

@@ -22,7 +22,8 @@ CREATE TABLE documents (
     url TEXT,
     revision TEXT,
     timestamp TEXT,
-    source TEXT NOT NULL
+    source TEXT NOT NULL,
+    kind TEXT                        -- NULL for an article; "disambiguation" or "list" for a navigation page
 );
 CREATE TABLE passages (
     id INTEGER PRIMARY KEY,          -- the FAISS id
@@ -37,9 +38,10 @@ CREATE TABLE passages (
 CREATE INDEX passages_document ON passages(document_id, ord);
 """
 
+# {kind} is d.kind, or NULL for a store built before navigation pages were flagged (it has no such column).
 _SELECT = """
 SELECT p.id, p.text, p.section, p.ord, p.start, p."end", p.sha256,
-       d.id, d.source_id, d.title, d.url, d.revision, d.timestamp
+       d.id, d.source_id, d.title, d.url, d.revision, d.timestamp, {kind}
 FROM passages p JOIN documents d ON d.id = p.document_id
 WHERE p.id IN ({marks})
 """
@@ -47,7 +49,7 @@ WHERE p.id IN ({marks})
 _AROUND = """
 WITH here AS (SELECT document_id, ord FROM passages WHERE id = :id)
 SELECT p.id, p.text, p.section, p.ord, p.start, p."end", p.sha256,
-       d.id, d.source_id, d.title, d.url, d.revision, d.timestamp
+       d.id, d.source_id, d.title, d.url, d.revision, d.timestamp, {kind}
 FROM here JOIN passages p ON p.document_id = here.document_id
      AND p.ord BETWEEN here.ord - :before AND here.ord + :after
 JOIN documents d ON d.id = p.document_id
@@ -70,6 +72,7 @@ class StoredPassage:
     url: str | None
     revision: str | None
     timestamp: str | None
+    kind: str | None  # "disambiguation" or "list" for a navigation page (retriever.Hit.page_kind)
 
 
 class PassageStore:
@@ -78,7 +81,9 @@ class PassageStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._connect()  # fail at open time, not at the first search
+        conn = self._connect()  # fail at open time, not at the first search
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
+        self._kind = "d.kind" if "kind" in columns else "NULL"
 
     def _connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -99,7 +104,7 @@ class PassageStore:
         # SQLite caps the number of bound parameters; 500 stays far below every build's limit.
         for lo in range(0, len(ids), 500):
             chunk = ids[lo : lo + 500]
-            rows = conn.execute(_SELECT.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+            rows = conn.execute(_SELECT.format(marks=",".join("?" * len(chunk)), kind=self._kind), chunk).fetchall()
             for row in rows:
                 found[row[0]] = StoredPassage(*row)
         return found
@@ -107,7 +112,8 @@ class PassageStore:
     def around(self, passage_id: int, before: int, after: int) -> list[StoredPassage]:
         """The passages of `passage_id`'s document from `before` places ahead of it to `after` past it, in
         document order; empty when no passage has that id. One query, on the (document_id, ord) index."""
-        rows = self._connect().execute(_AROUND, {"id": int(passage_id), "before": before, "after": after}).fetchall()
+        args = {"id": int(passage_id), "before": before, "after": after}
+        rows = self._connect().execute(_AROUND.format(kind=self._kind), args).fetchall()
         return [StoredPassage(*row) for row in rows]
 
     def count(self, table: str = "passages") -> int:

@@ -136,7 +136,7 @@ def partial_xml(wiki_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def corpus_xml(wiki_dir: Path) -> Path:
-    """68 real English Wikipedia articles on unrelated subjects (447 passages): the end-to-end corpus."""
+    """68 real English Wikipedia articles on unrelated subjects (425 passages): the end-to-end corpus."""
     return wiki_dir / "camchenry-wikidump_benches_enwiki-10k.xml.bz2"
 
 

@@ -1,7 +1,7 @@
 """Approximate indexes are honest: the build tunes nprobe/efSearch to a measured recall@10 against exact search,
 queries can override it, and `groundsearch eval` reports the index's own recall on the evaluation's questions.
 
-Real model, real articles (68 articles, 447 passages); the figures are recomputed here independently, with
+Real model, real articles (68 articles, 425 passages); the figures are recomputed here independently, with
 numpy brute force over the vectors the index stores, rather than trusted.
 """
 
@@ -65,7 +65,7 @@ def stored_vectors(index: Any) -> np.ndarray:
 
 
 def opening_vectors(retriever: Retriever) -> np.ndarray:
-    """The build's tuning queries, made here again: the first 16 words of every passage (447 < 1,000)."""
+    """The build's tuning queries, made here again: the first 16 words of every passage (425 < 1,000)."""
     texts = [" ".join(retriever.get(pid).text.split()[:16]) for pid in range(len(retriever))]
     return np.asarray(retriever.encode(texts))
 
@@ -101,7 +101,7 @@ def test_build_records_the_smallest_value_that_meets_the_target(
     manifest = opened[kind].manifest
     ann = manifest.ann
     assert ann is not None and ann["met"] and ann["target"] == 0.95
-    assert ann["queries"] == 447  # fewer passages than the 1,000 default: every passage's opening is a query
+    assert ann["queries"] == 425  # fewer passages than the 1,000 default: every passage's opening is a query
     assert ann["queries_from"] == "the first 16 words of sampled passages"
     assert set(manifest.search_params) == {knob} and ann["params"] == manifest.search_params
     chosen = manifest.search_params[knob]

@@ -1,7 +1,7 @@
 """`--memory-budget` picks the most accurate index that fits, the estimate matches the file FAISS writes,
 memory-mapped reading answers exactly like a plain read, and `info` shows resident memory against file size.
 
-The build test uses the real model over real articles (447 passages); the size and mmap tests use seeded
+The build test uses the real model over real articles (425 passages); the size and mmap tests use seeded
 random unit vectors, since they check bytes and identical results, not retrieval quality.
 """
 
@@ -46,7 +46,7 @@ def test_junk_sizes_are_one_line_errors(junk: str) -> None:
 
 
 def test_larger_budgets_choose_more_accurate_indexes_that_fit() -> None:
-    for n in (447, 1_000_000, 10_000_000, 21_000_000):
+    for n in (425, 1_000_000, 10_000_000, 21_000_000):
         order = [c.factory for c in candidates(n, 384)]
         previous_rank, previous_recall = len(order), 0.0
         for budget in (GIB // 4, GIB, 4 * GIB, 16 * GIB, 64 * GIB):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,19 @@ def test_store_and_manifest_agree(small_index: Path) -> None:
     assert store.count() == manifest.passages and store.count("documents") == manifest.documents
     assert manifest.faiss_factory == "Flat" and manifest.model.dimension == 384
     assert manifest.sources[0].format == "mediawiki" and len(manifest.sources[0].sha256) == 64
+
+
+def test_hits_from_navigation_pages_say_so(retriever: Retriever, small_index: Path, tmp_path: Path) -> None:
+    # "Elgin Theatre" is a {{disambig}} page in the corpus; "Gunpowder Incident" an article.
+    menu = retriever.search("Elgin Theatre", k=3, filters={"title": ["Elgin Theatre"]})
+    article = retriever.search("gunpowder", k=3, filters={"title": ["Gunpowder Incident"]})
+    assert menu and {h.page_kind for h in menu} == {"disambiguation"}
+    assert article and {h.page_kind for h in article} == {None}
+    assert menu[0].to_dict()["page_kind"] == "disambiguation"
+    # A store built before pages were flagged has no kind column: it opens, and its hits have no page kind.
+    old = tmp_path / STORE_NAME
+    old.write_bytes((small_index / STORE_NAME).read_bytes())
+    with closing(sqlite3.connect(old)) as conn, conn:
+        conn.execute("ALTER TABLE documents DROP COLUMN kind")
+    stored = PassageStore(old).fetch([menu[0].passage_id])[menu[0].passage_id]
+    assert stored.kind is None and stored.text == menu[0].text

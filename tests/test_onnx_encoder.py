@@ -30,7 +30,7 @@ def test_manifest_records_the_encoder_and_its_measured_parity(small_index: Path)
     assert info is not None and manifest.no_query_encoder is None
     assert (info.max_length, info.pooling, info.normalize) == (256, "mean", True)
     assert info.weights_sha256 == manifest.model.weights_sha256
-    assert info.parity["texts"] == 2 * 128  # 128 of the 447 passages and their first words
+    assert info.parity["texts"] == 2 * 128  # 128 of the 425 passages and their first words
     assert info.parity["min_cosine"] >= 0.99999
     assert info.parity["max_abs_diff"] < 1e-5
     for name in (ONNX_NAME, ONNX_DATA_NAME, TOKENIZER_NAME):

@@ -21,6 +21,7 @@ import pytest
 from conftest import AS_A_USER, WIKI
 
 from index_build.documents import CorpusError, Document
+from index_build.passages import min_words, split_document
 from index_build.readers import FORMATS, Corpus, CorpusStats, detect_format, open_corpus
 from index_build.readers.urls import page_url
 from index_build.readers.wikitext import DROPPED_SECTIONS, wikitext_to_text
@@ -86,6 +87,7 @@ def test_every_page_is_accounted_for(name: str, parsed: dict) -> None:
     assert stats.errors_skipped == 0
     assert stats.total == pages
     assert stats.redirects_skipped == redirects
+    # Disambiguation and list-only pages are articles too (namespace 0): read, flagged, and counted as documents.
     assert stats.documents + stats.empty_skipped == articles
     assert stats.other_namespace_skipped == pages - redirects - articles
 
@@ -141,6 +143,50 @@ def test_known_article_metadata(parsed: dict) -> None:
     assert bench["Hotel Beauséjour"].url == "https://en.wikipedia.org/wiki/Hotel_Beaus%C3%A9jour"
     simple = parsed["camchenry-wikidump_tests_simplewiki.xml.bz2"][0]
     assert all(d.url and d.url.startswith("https://simple.wikipedia.org/wiki/") for d in simple)
+
+
+@needs_wiki
+def test_formulas_keep_their_tex(parsed: dict) -> None:
+    albedo = next(d for d in parsed[ENWIKI][0] if d.title == "Albedo")
+    # Once "Albedo can then be given as:" and nothing: the display formula now follows on its own line.
+    formula = "{\\alpha}= (1-D) \\bar \\alpha(\\theta_i) + D \\bar{ \\bar \\alpha}."
+    assert "Albedo {\\alpha} can then be given as:\n\n" + formula + "\n\n" in albedo.text
+    text, _ = wikitext_to_text("Then <math display=\"block\">x^{{2}}  +\n f''(x)</math> and <chem>H2O</chem>.<math/>")
+    assert text == "Then\nx^{ {2} } + f' '(x)\nand H2O."  # "}}" and "''" spaced apart: the same TeX, no markup
+
+
+@needs_wiki
+def test_navigation_pages_are_flagged_and_counted(parsed: dict) -> None:
+    docs, stats = parsed[ENWIKI]
+    kinds = {d.title: d.kind for d in docs}
+    # {{Disambiguation}} on all seven, {{Geodis}} on "Aa River"; names-only "List of anthropologists".
+    assert stats.disambiguation_flagged == 8 and stats.list_flagged == 1
+    assert sum(k == "disambiguation" for k in kinds.values()) == 8
+    assert [t for t, k in kinds.items() if k == "list"] == ["List of anthropologists"]
+    for title in ("Ada", "Alien", "Austin (disambiguation)", "Aa River"):
+        assert kinds[title] == "disambiguation"
+    assert kinds["List of Atlas Shrugged characters"] is None  # a list of paragraphs, not of names: prose
+    bench = {d.title: d.kind for d in parsed[BENCH][0]}
+    assert bench["List of courts in England and Wales"] is None  # half of it paragraphs about the courts
+    assert bench["Elgin Theatre"] == bench["Bernard Fisher"] == "disambiguation"  # {{disambig}}; a category
+    assert {d.title: d.kind for d in parsed[SIMPLE][0]}["Air"] is None  # a {{dablink}} hatnote: an article
+    assert {d.title: d.kind for d in parsed[PARTIAL][0]}["Stockton Airport"] == "disambiguation"
+
+
+@needs_wiki
+@pytest.mark.parametrize("name", WIKI_FILES)
+def test_no_passage_is_shorter_than_the_minimum(name: str, parsed: dict) -> None:
+    for doc in parsed[name][0]:
+        spans = split_document(doc)
+        for span in spans:
+            text = doc.text[span.start : span.end]
+            assert text == text.strip() and text
+            assert len(text.split()) >= min_words() or len(spans) == 1, (doc.title, text)
+        for section in doc.sections:  # every section's body lies whole in exactly one passage
+            words = [m.start() for m in re.finditer(r"\S+", doc.text[section.start : section.end])]
+            for offset in words:
+                at = section.start + offset
+                assert sum(s.start <= at < s.end for s in spans) == 1, (doc.title, section.name)
 
 
 @needs_wiki

@@ -1,6 +1,6 @@
 """Exact re-scoring (`build --rescore`): a lossy PQ index's candidates re-ranked from the bundle's float16 vectors.
 
-Real model, real articles (447 passages); the exact answer is the Flat `small_index` built from the same corpus.
+Real model, real articles (425 passages); the exact answer is the Flat `small_index` built from the same corpus.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def test_rescoring_recovers_the_exact_ranking(rescored: Path, small_index: Path)
     r = Retriever.open(rescored)
     assert r.manifest.files["vectors"].name == VECTORS_NAME
     vectors = np.load(rescored / VECTORS_NAME, mmap_mode="r")
-    assert vectors.dtype == np.float16 and vectors.shape == (447, 384)
+    assert vectors.dtype == np.float16 and vectors.shape == (425, 384)
     xq = r.encode(QUESTIONS)
     truth = [[p for p, _ in row] for row in exact.dense_search(xq, 10)]
     # Every list visited: re-scoring 100 candidates by the stored vectors all but recovers the exact top 10

@@ -118,6 +118,17 @@ def test_search_says_whether_anything_matches_well(client: TestClient, retriever
     assert 'class="no-match"' not in page.text and "strong match" in page.text
 
 
+def test_hits_from_a_disambiguation_page_say_so(client: TestClient) -> None:
+    filtered = client.get("/api/search", params={"q": "Elgin Theatre", "k": "2", "title": "Elgin Theatre"}).json()
+    assert filtered["hits"] and {hit["page_kind"] for hit in filtered["hits"]} == {"disambiguation"}
+    params = {"q": "Elgin Theatre", "k": "10"}
+    kinds = [hit["page_kind"] for hit in client.get("/api/search", params=params).json()["hits"]]
+    page = client.get("/", params=params).text
+    assert "disambiguation" in kinds and None in kinds  # the menu and the articles it points to
+    assert page.count('<span class="page-kind"') == kinds.count("disambiguation") and "disambiguation page<" in page
+    assert '<span class="page-kind"' not in client.get("/", params={"q": HOTEL, "k": "3"}).text
+
+
 def test_highlight_can_be_turned_off(client: TestClient) -> None:
     on = client.get("/api/search", params={"q": HOTEL, "k": 2}).json()["hits"]
     off = client.get("/api/search", params={"q": HOTEL, "k": 2, "highlight": "false"}).json()["hits"]

@@ -44,6 +44,11 @@ class Passage(BaseModel):
     start: int = Field(description="Offset of the first character in the article's cleaned text.")
     end: int = Field(description="Offset one past the last character in the article's cleaned text.")
     sha256: str = Field(description="SHA-256 of the UTF-8 text, hex.")
+    page_kind: Literal["disambiguation", "list"] | None = Field(
+        default=None,
+        description="Set when the passage comes from a navigation page (a disambiguation page or a list-only page), "
+        "whose lines point to other articles rather than state facts; null for an article.",
+    )
     citation: str = Field(description="One line to print under an answer: title, permalink, passage id, offsets.")
 
     @classmethod

@@ -98,6 +98,8 @@ class ResultView:
     weak: bool = False
     # The numbers behind the rank, for the "Scores" details: (what, value, what it means).
     scores: tuple[tuple[str, str, str], ...] = ()
+    # "disambiguation page" / "list page" for a hit from a navigation page (retriever.Hit.page_kind), else empty.
+    page_kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ def result_view(hit: Hit, weak: bool = False, mode: str = "hybrid", bar: float |
         confidence=f"confidence {hit.confidence:.2f}" if hit.confidence is not None else "",
         weak=weak,
         scores=scores(hit, mode, bar),
+        page_kind=f"{hit.page_kind} page" if hit.page_kind else "",
     )
 
 

@@ -28,6 +28,11 @@ class CorpusStats:
     other_namespace_skipped: int = 0
     empty_skipped: int = 0
     errors_skipped: int = 0
+    # Navigation pages (MediaWiki only; see index_build.readers.page_kinds): indexed and flagged, so they are
+    # among `documents` too and not in `total` twice. Absent from checkpoints and manifests written before they
+    # were told apart: they read as 0.
+    disambiguation_flagged: int = 0
+    list_flagged: int = 0
 
     @property
     def total(self) -> int:

@@ -10,6 +10,10 @@ position and the last page read, after every article before the break has been y
 it is counted once in `stats.errors_skipped` and the corpus simply ends there, since nothing after a parse
 error can be trusted. A page whose wikitext cannot be cleaned is an error too; with `skip_errors` that page
 alone is counted and skipped.
+
+Disambiguation and list-only pages are indexed, flagged (`Document.kind`) and counted
+(`disambiguation_flagged`, `list_flagged`); why flagged rather than skipped, and how they are told, is in
+index_build.readers.page_kinds.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from mwxml.errors import MalformedXML
 
 from index_build.documents import CorpusError, Document, Section
 from index_build.readers.common import CorpusStats, one_line, open_binary
+from index_build.readers.page_kinds import DISAMBIGUATION, LIST_ONLY, page_kind
 from index_build.readers.siteinfo import with_siteinfo
 from index_build.readers.urls import normalise_prefix, page_url, prefix_from_siteinfo
 from index_build.readers.wikitext import wikitext_to_text
@@ -120,11 +125,13 @@ def _documents(
             logger.warning("skipping: %s", message)
             continue
         assert result is not None  # only skipped pages come without a cleaning result
-        text, sections = result
+        text, sections, kind = result
         if not text:
             stats.empty_skipped += 1
             continue
         stats.documents += 1
+        stats.disambiguation_flagged += kind == DISAMBIGUATION
+        stats.list_flagged += kind == LIST_ONLY
         yield Document(
             source_id=page.id,
             title=page.title,
@@ -133,6 +140,7 @@ def _documents(
             revision=page.revision,
             timestamp=page.timestamp,
             sections=sections,
+            kind=kind,
         )
 
 
@@ -199,17 +207,17 @@ def _describe(exc: BaseException) -> str:
     return one_line(text or type(exc).__name__, 200)
 
 
-# Cleaning, in this process or in a pool: both yield (page, (text, sections) or error message) in input order,
-# and (stub, None) for a page that is not to be cleaned.
-_Result = tuple[str, tuple[Section, ...]] | str
+# Cleaning, in this process or in a pool: both yield (page, (text, sections, navigation kind or None) or an
+# error message) in input order, and (stub, None) for a page that is not to be cleaned.
+_Result = tuple[str, tuple[Section, ...], str | None] | str
 
 
-def clean_chunk(texts: list[str], namespaces: tuple[str, ...]) -> list[_Result]:
-    """Clean several pages' wikitext; a page that fails gives its error message instead (the pool's task)."""
+def clean_chunk(pages: list[tuple[str, str]], namespaces: tuple[str, ...]) -> list[_Result]:
+    """Clean several pages' (title, wikitext); a page that fails gives its error message (the pool's task)."""
     results: list[_Result] = []
-    for text in texts:
+    for title, text in pages:
         try:
-            results.append(wikitext_to_text(text, namespaces))
+            results.append((*wikitext_to_text(text, namespaces), page_kind(title, text, namespaces)))
         except Exception as exc:  # noqa: BLE001 - reported per page by the parent, with the page named
             results.append(one_line(f"{type(exc).__name__}: {exc}", 200))
     return results
@@ -219,7 +227,7 @@ def _clean_serial(
     pages: Iterable[_Page], namespaces: tuple[str, ...]
 ) -> Generator[tuple[_Page, _Result | None], None, None]:
     for page in pages:
-        yield page, None if page.skipped else clean_chunk([page.wikitext], namespaces)[0]
+        yield page, None if page.skipped else clean_chunk([(page.title, page.wikitext)], namespaces)[0]
 
 
 def _with_results(chunk: list[_Page], results: list[_Result]) -> Iterator[tuple[_Page, _Result | None]]:
@@ -250,7 +258,7 @@ def _clean_parallel(
             except CorpusError as exc:
                 error = exc
                 break
-            texts = [p.wikitext for p in chunk if not p.skipped]
+            texts = [(p.title, p.wikitext) for p in chunk if not p.skipped]
             window.append((chunk, pool.submit(clean_chunk, texts, namespaces)))
             if len(window) >= TASKS_PER_WORKER * workers:
                 done, future = window.popleft()

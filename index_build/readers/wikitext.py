@@ -3,11 +3,14 @@
 Passages are cut from `Document.text` and quoted verbatim to users, so the text must read as the rendered
 article does, minus everything that is not prose: templates (infoboxes, citation and navigation boxes; a few
 that only wrap visible text or a quantity, like {{lang}} and {{convert}}, keep it), `<ref>` footnotes, files
-and categories, tables, comments, magic words, TeX formulas (a bare variable like `<math>n</math>` is kept).
-Tables are dropped whole: their cells joined without markup read as word salad and would make passages nobody
-can quote. Headings become section
-boundaries; a heading's own line is kept in `text` (so the text reads like the article) but lies outside every
-section span, so a passage never starts with a bare heading.
+and categories, tables, comments, magic words. Formulas (`<math>`, `<chem>`, `<ce>`) keep their source, the
+TeX between the tags, so that "Albedo can then be given as:" is followed by the formula rather than nothing:
+inline ones stay in the sentence, display ones (`display="block"`, or alone on a `:` line) on a line of their
+own; whitespace runs become one space, and doubled brackets or quotes get a space between them (`}}` -> `} }`,
+the same TeX) so that no wiki markup appears in the text. Tables are dropped whole: their cells joined without
+markup read as word salad and would make passages nobody can quote. Headings become section boundaries; a
+heading's own line is kept in `text` (so the text reads like the article) but lies outside every section span,
+so a passage never starts with a bare heading.
 
 This module is pure (no I/O) and picklable, because it runs in worker processes.
 """
@@ -53,11 +56,13 @@ DROPPED_SECTIONS: frozenset[str] = frozenset(
 # Tags whose content is not prose (footnotes, formulas, galleries, maps, ...): dropped with their content.
 DROPPED_TAGS: frozenset[str] = frozenset(
     {
-        "ref", "references", "gallery", "math", "chem", "ce", "timeline", "imagemap", "score", "graph",
+        "ref", "references", "gallery", "timeline", "imagemap", "score", "graph",
         "mapframe", "maplink", "templatestyles", "templatedata", "hiero", "inputbox", "categorytree",
         "indicator", "includeonly", "section", "table",
     }
 )  # fmt: skip
+# Formula tags: their source (TeX, or mhchem for chemistry) is kept as the formula's text.
+FORMULA_TAGS: frozenset[str] = frozenset({"math", "chem", "ce"})
 # Tags whose content is shown literally rather than parsed.
 LITERAL_TAGS: frozenset[str] = frozenset({"nowiki", "pre", "syntaxhighlight", "source"})
 # HTML tags that start a new line when rendered.
@@ -106,7 +111,11 @@ _EMPTY_PARENS = re.compile(r"\(\s*[,;:]*\s*\)")
 _PAREN_LEADING_PUNCT = re.compile(r"\(\s*[,;]\s*")
 _LEFTOVER_MARKUP = re.compile(r"\{\{|\}\}|\[\[|\]\]|\{\||\|\}|'{2,}|<!--|-->")
 _LEFTOVER_REF = re.compile(r"<ref\b[^>]*/>|<ref\b[^>]*>.*?(?:</ref>|$)", re.IGNORECASE)
-_PLAIN_FORMULA = re.compile(r"\s*[\w\s+\-*/=<>^().,']{1,24}\Z")  # no TeX commands or braces
+# Private-use characters around a formula's number: tidying leaves them alone, and article text hardly ever
+# holds them (one that does, with a number past the page's formulas, is left as it is).
+_FORMULA_OPEN, _FORMULA_CLOSE = "\ue000", "\ue001"
+_PLACEHOLDER = re.compile(f"{_FORMULA_OPEN}(\\d+){_FORMULA_CLOSE}")
+_DOUBLED = re.compile(r"([{}\[\]'])(?=\1)")  # "}}", "[[", "''": read as wiki markup, so spaced apart in TeX
 _LEADING_PUNCT = re.compile(r"^\s*[,;:](?:\s+|$)")  # what a removed template at a line's start leaves
 _TABLE_LINE = re.compile(r"\s*(?:\{\||\|\}|\|-|\|\+)")
 _WORD = re.compile(r"\w")
@@ -167,6 +176,9 @@ class _Renderer:
 
     def __init__(self, namespaces: frozenset[str]) -> None:
         self.namespaces = namespaces
+        # Formulas stand in the rendered text as placeholders while it is tidied, which would otherwise
+        # rewrite TeX as prose ("\\Big[ [H^+ ]" -> "\\Big[[H^+]"); `restore` puts them back.
+        self.formulas: list[str] = []
 
     def sections(self, code: Wikicode) -> list[tuple[int, str, str]]:
         """Split the top-level nodes at headings into (level, name, tidied body), dropping reference lists."""
@@ -178,15 +190,15 @@ class _Renderer:
                 if skip_below is None:
                     buf.append(self.node(node))
                 continue
-            title = _tidy_line(self.render(node.title))
+            title = self.restore(_tidy_line(self.render(node.title)))
             if not title or (skip_below is not None and node.level > skip_below):
                 continue  # an empty heading does not split; a dropped section's subsections stay dropped
             if skip_below is None:
-                out.append((level, name, tidy(buf)))
+                out.append((level, name, self.restore(tidy(buf))))
             level, name, buf = node.level, title, []
             skip_below = node.level if title.casefold() in DROPPED_SECTIONS else None
         if skip_below is None:
-            out.append((level, name, tidy(buf)))
+            out.append((level, name, self.restore(tidy(buf))))
         return out
 
     def render(self, code: Wikicode | None) -> str:
@@ -247,8 +259,8 @@ class _Renderer:
     def tag(self, tag: Tag) -> str:
         """Bold, italic and most HTML tags keep their content; footnotes, tables and media go."""
         name = str(tag.tag).strip().lower()
-        if name == "math" and tag.contents is not None and _PLAIN_FORMULA.match(str(tag.contents)):
-            return str(tag.contents).strip()  # "<math>n</math> treatments": a bare variable reads as text
+        if name in FORMULA_TAGS:
+            return self.formula(tag)
         if name in DROPPED_TAGS:
             return "\n" if name == "table" else ""
         if tag.wiki_markup is not None and name in ("li", "dt", "dd", "hr"):
@@ -262,6 +274,24 @@ class _Renderer:
         else:
             text = self.render(tag.contents)
         return f"\n{text}\n" if name in BLOCK_TAGS else text
+
+    def formula(self, tag: Tag) -> str:
+        """A formula's placeholder (a display formula's on a line of its own); "" for an empty formula."""
+        source = "" if tag.self_closing or tag.contents is None else str(tag.contents)
+        tex = _DOUBLED.sub(r"\1 ", " ".join(source.split()))
+        if not tex:
+            return ""
+        self.formulas.append(tex)
+        placeholder = f"{_FORMULA_OPEN}{len(self.formulas) - 1}{_FORMULA_CLOSE}"
+        display = tag.has("display") and str(tag.get("display").value).strip().strip("\"'").lower() == "block"
+        return f"\n{placeholder}\n" if display else placeholder
+
+    def restore(self, text: str) -> str:
+        """`text` with each formula placeholder replaced by its formula."""
+        if _FORMULA_OPEN not in text:
+            return text
+        count = len(self.formulas)
+        return _PLACEHOLDER.sub(lambda m: self.formulas[n] if (n := int(m.group(1))) < count else m.group(0), text)
 
     def template(self, template: Template) -> str:
         """Templates are dropped, except a few that only wrap visible text or quantities."""
