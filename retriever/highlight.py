@@ -27,8 +27,9 @@ import math
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Hashable, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
@@ -49,6 +50,8 @@ LEXICAL_WEIGHT = 2.0  # the best of 0.5, 1 and 2 for "combined"
 # Passages whose split and analysis are kept between calls: a served index returns the same popular passages
 # again and again, and a batch of questions about one article returns its passages to many of them.
 CACHED_PASSAGES = 8192
+# Query term weights: a search asks twice per query (the highlight, then the match confidence).
+CACHED_QUERIES = 1024
 
 # Words whose full stop does not end a sentence; single letters (initials, "c." for circa, "b." for born)
 # are caught by length. "etc." is left out: it ends sentences more often than not.
@@ -136,7 +139,7 @@ def candidate_spans(text: str, max_chars: int | None = DEFAULT_MAX_CHARS) -> lis
     return [clause for s, e in sentences for clause in clause_spans(text, s, e, max_chars)]
 
 
-def lexical_scores(weights: dict[str, float], span_terms: Sequence[frozenset[str]]) -> list[float]:
+def lexical_scores(weights: Mapping[str, float], span_terms: Sequence[frozenset[str]]) -> list[float]:
     """The summed weight of the query terms each span holds (each term once, however often it appears)."""
     return [sum(w for term, w in weights.items() if term in terms) for terms in span_terms]
 
@@ -171,14 +174,22 @@ class Highlighter:
         # An index without a lexical side still has the analyzer; its terms are then weighted equally.
         self._analyzer = analyzer()
         self._cache: _LruCache[_Analysed] = _LruCache(CACHED_PASSAGES)
+        self._weights: _LruCache[Mapping[str, float]] = _LruCache(CACHED_QUERIES)
 
-    def query_weights(self, query: str) -> dict[str, float]:
-        """IDF (as BM25 computes it) of each analysed query term; 1.0 each when the index has no BM25 side."""
-        terms = query_terms(self._analyzer, query)
-        if self._lexical is None:
-            return dict.fromkeys(terms, 1.0)
-        n = len(self._lexical)
-        return {t: math.log(1.0 + (n - df + 0.5) / (df + 0.5)) for t, df in self._lexical.doc_freqs(terms).items()}
+    def query_weights(self, query: str) -> Mapping[str, float]:
+        """IDF (as BM25 computes it) of each analysed query term; 1.0 each when the index has no BM25 side.
+        Read-only: the mapping is cached and shared."""
+        found = self._weights.get(query)
+        if found is None:
+            terms = query_terms(self._analyzer, query)
+            if self._lexical is None:
+                found = MappingProxyType(dict.fromkeys(terms, 1.0))
+            else:
+                n = len(self._lexical)
+                freqs = self._lexical.doc_freqs(terms)
+                found = MappingProxyType({t: math.log(1.0 + (n - df + 0.5) / (df + 0.5)) for t, df in freqs.items()})
+            self._weights.put(query, found)
+        return found
 
     def passage_terms(self, text: str) -> Collection[str]:
         """The analysed terms a passage holds: what its match confidence counts the query's terms against. From
@@ -279,7 +290,7 @@ class _Analysed:
     spans: list[tuple[int, int]]
     term_spans: dict[str, tuple[int, ...]]
 
-    def lexical_scores(self, weights: dict[str, float], total: float) -> list[float]:
+    def lexical_scores(self, weights: Mapping[str, float], total: float) -> list[float]:
         """`lexical_scores` over the spans, divided by `total`: the same sums, added in the same order (the
         query's terms in order), visiting only the spans that hold a query term."""
         scores = [0.0] * len(self.spans)
