@@ -212,15 +212,16 @@ def _reuse(state: BuildState, job: Job, todo: list[tuple[int, int, int]], keys: 
     hold. Without --reuse now, a shard's count is what its seed from an earlier run holds (0 without one)."""
     shard_dir, dimension = job.staging / SHARDS_DIR, job.encoder.dimension
     counts = dict(state.vectors_reused or {})
-    plans = plan_shards(job.sources, keys, todo) if job.sources and keys is not None else []
-    for number, first, last in todo:
-        seed = read_seed(shard_dir, number, last - first, dimension) if not plans else None
-        counts[number] = seed.reused if seed is not None else 0
-    counts.update({plan.number: plan.reused for plan in plans})
+    if job.sources and keys is not None:
+        plans = plan_shards(job.sources, keys, todo)
+        counts.update({plan.number: plan.reused for plan in plans})
+    else:
+        for number, first, last in todo:
+            seed = read_seed(shard_dir, number, last - first, dimension)
+            counts[number] = seed.reused if seed is not None else 0
     used = tuple(dict.fromkeys([*state.reused_from, *(str(s.path) for s in job.sources)]))
     state = job.save(state.replace(vectors_reused=counts, reused_from=used))
-    if plans:
-        assert keys is not None
+    if job.sources and keys is not None:
         write_plans(plans, job.sources, keys, shard_dir, dimension)
     return state
 
