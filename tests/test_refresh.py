@@ -348,3 +348,22 @@ def test_a_killed_refresh_resumes_to_the_same_bundle(
     assert np.array_equal(got, want)
     manifests = [Retriever.open(bundle).manifest.extra["vectors"] for bundle in (out, refreshed.out)]
     assert manifests[0] == manifests[1]
+
+
+def test_several_bundles_are_looked_up_in_order(old_bundle: Path, refreshed: Refresh, scratch: Path) -> None:
+    """`--reuse A --reuse B`: a key is taken from the first bundle that holds it, the others fill the gaps."""
+    from index_build.reuse import BuildModel, plan_shards
+    from index_build.vector_keys import KeyModel
+    from retriever.bundle import read_manifest
+
+    record = read_manifest(old_bundle).reusable_vectors
+    assert record is not None
+    model = BuildModel("m", KeyModel(record.weights_sha256, record.max_length), record.dimension)
+    keys = np.load(scratch / VECTOR_KEYS_NAME)
+    todo = [(0, 0, len(keys))]
+    alone = plan_shards([VectorSource.open(old_bundle, model)], keys, todo)[0]
+    both = plan_shards([VectorSource.open(b, model) for b in (old_bundle, refreshed.out)], keys, todo)[0]
+    assert 0 < alone.reused < len(keys) and both.reused == len(keys)
+    assert np.array_equal(both.source[alone.source == 0], np.zeros(alone.reused))  # the first bundle wins
+    assert np.array_equal(both.rows[alone.source == 0], alone.rows[alone.source == 0])
+    assert set(both.source[alone.source < 0]) == {1}
