@@ -84,6 +84,22 @@ def build(
             "--onnx/--no-onnx", help="Export the query encoder to ONNX in the bundle, so queries need no torch."
         ),
     ] = True,
+    keep_vectors: Annotated[
+        bool,
+        typer.Option(
+            "--keep-vectors/--no-keep-vectors",
+            help="Keep float32 vectors and reuse keys (1,568 B/passage at 384-d) so a later build can --reuse them.",
+        ),
+    ] = True,
+    reuse: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--reuse",
+            metavar="BUNDLE",
+            help="An older bundle (e.g. of last month's dump): passages it holds unchanged take its vectors "
+            "instead of being embedded again (repeatable).",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a finished index at --out.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ray: Annotated[
@@ -100,7 +116,8 @@ def build(
 
     Example: groundsearch build enwiki-latest-pages-articles.xml.bz2 --out wiki.idx
 
-    A killed build resumes when the same command is run again.
+    A killed build resumes when the same command is run again. To refresh an index from a newer dump, embedding
+    only what changed: groundsearch build new.xml.bz2 --out wiki-1201.idx --reuse wiki-1101.idx
     """
     _need_build_extra("build")
     from index_build import BuildOptions, RunOptions, build_index
@@ -121,12 +138,24 @@ def build(
         target_recall=target_recall,
         rescore=rescore,
         onnx=onnx,
+        keep_vectors=keep_vectors,
     )
-    run = RunOptions(workers=workers, batch_size=batch_size, device=device, progress=not quiet, ray=ray, gpus=gpus)
+    run = RunOptions(
+        workers=workers,
+        batch_size=batch_size,
+        device=device,
+        progress=not quiet,
+        ray=ray,
+        gpus=gpus,
+        reuse=tuple(reuse or ()),
+    )
     report = _guard(lambda: build_index(list(sources), out, options, run, force=force), staging_path(out))
     m = report.manifest
     resumed = f" (resumed: {', '.join(report.resumed_stages)} kept)" if report.resumed_stages else ""
-    typer.echo(f"built {report.out}: {m.documents} documents, {m.passages} passages, FAISS {m.faiss_factory}{resumed}")
+    typer.echo(
+        f"built {report.out}: {m.documents} documents, {m.passages} passages, FAISS {m.faiss_factory}"
+        f"{_reuse_summary(m.extra.get('vectors'), m.passages)}{resumed}"
+    )
     if m.extra.get("passages"):
         from index_build.passage_stats import format_passage_stats
 
@@ -426,6 +455,56 @@ def eval_(
     if report is not None:
         _guard(lambda: result.write(report))
         typer.echo(f"report written to {report}", err=True)
+
+
+@app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(help="The older index bundle.")],
+    new: Annotated[Path, typer.Argument(help="The newer index bundle.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of lines.")] = False,
+    limit: Annotated[int, typer.Option(min=0, help="Titles listed per group of articles.")] = 10,
+) -> None:
+    """Compare two index bundles: articles added, removed and changed, passages added, removed and unchanged.
+
+    Example: groundsearch diff wiki-1101.idx wiki-1201.idx
+
+    Articles are matched by their source id (a page id survives a rename); passages by the SHA-256 of their
+    text. A changed article has another title or other passages.
+    """
+    from retriever.diff import diff_bundles
+
+    result = _guard(lambda: diff_bundles(old, new, limit))
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    typer.echo(
+        f"articles: {result.articles_added.count:,} added, {result.articles_removed.count:,} removed, "
+        f"{result.articles_changed.count:,} changed, {result.articles_unchanged:,} unchanged "
+        f"({result.old_articles:,} → {result.new_articles:,})"
+    )
+    typer.echo(
+        f"passages: {result.passages_added:,} added, {result.passages_removed:,} removed, "
+        f"{result.passages_unchanged:,} unchanged ({result.old_passages:,} → {result.new_passages:,})"
+    )
+    for name, group in (
+        ("added", result.articles_added),
+        ("removed", result.articles_removed),
+        ("changed", result.articles_changed),
+    ):
+        if group.titles:
+            typer.echo(f"{name}:")
+            for title in group.titles:
+                typer.echo(f"  {title}")
+            if group.count > len(group.titles):
+                typer.echo(f"  ... and {group.count - len(group.titles):,} more")
+
+
+def _reuse_summary(vectors: dict[str, Any] | None, passages: int) -> str:
+    """ "; vectors reused N (97.0%), encoded M" for a build given --reuse, else nothing."""
+    if not vectors or not vectors.get("reused_from"):
+        return ""
+    share = 100 * vectors["reused"] / passages if passages else 0.0
+    return f"; vectors reused {vectors['reused']:,} ({share:.1f}%), encoded {vectors['encoded']:,}"
 
 
 def _ann_summary(ann: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """Offline: read a corpus, clean it, split it into passages, embed them, and write an index bundle."""
 
-from index_build.build import BuildError, BuildOptions, BuildReport, RunOptions, build_index
+from index_build.build import BuildError, BuildOptions, BuildReport, ReuseRefused, RunOptions, build_index
 from index_build.documents import CorpusError, Document, Section
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "BuildReport",
     "CorpusError",
     "Document",
+    "ReuseRefused",
     "RunOptions",
     "Section",
     "build_index",

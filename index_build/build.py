@@ -10,6 +10,7 @@ first missing shard.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from index_build.devices import parse_gpus
 from index_build.faults import BuildError, BuildIOError
 from index_build.options import BuildOptions, RunOptions
 from index_build.readers import open_corpus
+from index_build.reuse import ReuseRefused, open_sources
 from index_build.stages import Job, run_stages
 from index_build.staging import check_out, identity_of, open_staging, publish, staging_path
 from retriever.bundle import Manifest
@@ -57,10 +59,19 @@ def build_index(
     staging = staging_path(out_path)
     state, created_now = open_staging(staging, identity_of(options, corpora))
     job = Job(staging, options, run, corpora, selection, created_now)
+    if run.reuse:
+        # Checked against the build's own model before anything is read: a bundle that cannot lend its vectors
+        # fails now, and a staging directory this run made is not left behind.
+        try:
+            job.sources = open_sources(run.reuse, job.model)
+        except BaseException:
+            if created_now:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
     state = run_stages(state, job)
     assert job.manifest is not None
     publish(staging, out_path)
     return BuildReport(out_path, job.manifest, job.kept, state.errors_skipped, job.tuning_seconds)
 
 
-__all__ = ["BuildError", "BuildIOError", "BuildOptions", "BuildReport", "RunOptions", "build_index"]
+__all__ = ["BuildError", "BuildIOError", "BuildOptions", "BuildReport", "ReuseRefused", "RunOptions", "build_index"]

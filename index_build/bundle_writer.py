@@ -20,6 +20,7 @@ from retriever.bundle import (
     Manifest,
     ModelInfo,
     QueryEncoderInfo,
+    ReusableVectors,
     SourceInfo,
     atomic_open,
     file_info,
@@ -30,12 +31,19 @@ from retriever.rescore import VECTORS_NAME
 
 
 def bundle_files(
-    folder: Path, lexical: bool, vectors: bool = False, query_encoder: QueryEncoderInfo | None = None
+    folder: Path,
+    lexical: bool,
+    vectors: bool = False,
+    query_encoder: QueryEncoderInfo | None = None,
+    reusable_vectors: ReusableVectors | None = None,
 ) -> dict[str, FileInfo]:
     """Every file the finished bundle holds, so that opening it can tell a truncated or missing one."""
     files = {"store": file_info(folder / STORE_NAME), "faiss": file_info(folder / FAISS_NAME)}
     if vectors:
         files["vectors"] = file_info(folder / VECTORS_NAME)
+    if reusable_vectors is not None:
+        files["vectors_f32"] = file_info(folder / reusable_vectors.vectors)
+        files["vector_keys"] = file_info(folder / reusable_vectors.keys)
     if query_encoder is not None:  # hashed by the export already (and checked again on resume): not re-read
         for key, (name, digest) in query_encoder.files().items():
             files[key] = FileInfo(name, (folder / name).stat().st_size, digest)
@@ -64,6 +72,7 @@ def bundle_manifest(
     extra: dict[str, Any] | None = None,
     confidence: dict[str, Any] | None = None,
     no_confidence: str | None = None,
+    reusable_vectors: ReusableVectors | None = None,
 ) -> Manifest:
     """The manifest of the bundle in `folder` (its files hashed now), stamped with this version and time."""
     return Manifest(
@@ -73,7 +82,7 @@ def bundle_manifest(
         documents=documents,
         passages=passages,
         sources=sources,
-        files=bundle_files(folder, lexical, vectors, query_encoder),
+        files=bundle_files(folder, lexical, vectors, query_encoder, reusable_vectors),
         build_options=build_options,
         package_version=package_version(),
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -84,6 +93,7 @@ def bundle_manifest(
         no_query_encoder=no_query_encoder,
         confidence=confidence,
         no_confidence=no_confidence,
+        reusable_vectors=reusable_vectors,
     )
 
 

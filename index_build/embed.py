@@ -7,6 +7,11 @@ several devices, `RayCluster` (index_build.distributed) on a cluster. Every back
 
 Shard i always holds passages [i * shard_size, (i + 1) * shard_size): the same texts go to the model in
 the same groups whether or not the build was interrupted, so a resumed build equals an uninterrupted one.
+
+With `build --reuse` (index_build.reuse) a shard may come with a seed, `reuse-NNNNNN.npz`: the vectors an older
+bundle already had for some of its rows and the rows still to embed. `embed_shard` then embeds only those, so
+every back-end encodes just the passages no old bundle had, and a shard whose every row was found never becomes
+a task at all.
 """
 
 from __future__ import annotations
@@ -29,6 +34,61 @@ from retriever.store import PassageStore
 
 def shard_path(shard_dir: Path, index: int) -> Path:
     return shard_dir / f"shard-{index:06d}.npy"
+
+
+def seed_path(shard_dir: Path, index: int) -> Path:
+    return shard_dir / f"reuse-{index:06d}.npz"
+
+
+@dataclass(frozen=True)
+class Seed:
+    """A shard's rows taken from an older bundle: `vectors` holds every row (those in `missing` are zero until
+    embedded), `missing` the rows (0-based in the shard) the model must embed."""
+
+    vectors: np.ndarray
+    missing: np.ndarray
+
+    @property
+    def reused(self) -> int:
+        return len(self.vectors) - len(self.missing)
+
+
+def write_seed(shard_dir: Path, number: int, seed: Seed) -> None:
+    data = io.BytesIO()
+    np.savez(data, vectors=seed.vectors, missing=seed.missing)
+    path = seed_path(shard_dir, number)
+    with stage_io("embedding", path), atomic_open(path, "wb") as fh:
+        fh.write(data.getbuffer())
+
+
+def read_seed(shard_dir: Path, number: int, rows: int, dimension: int) -> Seed | None:
+    """The seed of shard `number`, or None where there is none (or one that is not this shard's: it is then
+    embedded whole, which is slower, never wrong)."""
+    path = seed_path(shard_dir, number)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            seed = Seed(np.array(data["vectors"]), np.array(data["missing"]))
+    except (ValueError, OSError, KeyError):
+        return None
+    vectors, missing = seed.vectors, seed.missing
+    if vectors.shape != (rows, dimension) or vectors.dtype != np.float32 or missing.ndim != 1:
+        return None
+    if len(missing) and (missing.dtype.kind not in "iu" or missing.min() < 0 or missing.max() >= rows):
+        return None
+    return seed
+
+
+def write_shard(shard_dir: Path, number: int, vectors: np.ndarray) -> None:
+    """Write one shard's vectors, atomically: a shard file that exists is complete."""
+    path = shard_path(shard_dir, number)
+    # Serialised first and written by Python: np.save into a file writes with fwrite, whose short write on a
+    # full disk says "N requested and M written" and loses the errno that tells the user why.
+    data = io.BytesIO()
+    np.save(data, vectors)
+    with stage_io("embedding", path), atomic_open(path, "wb") as fh:
+        fh.write(data.getbuffer())
 
 
 def shard_ranges(total: int, shard_size: int) -> Iterator[tuple[int, int, int]]:
@@ -149,16 +209,20 @@ def embed_shard(
     last: int,
     batch_size: int | None = None,
 ) -> int:
-    """Write one shard, atomically: every back-end's task, so that each makes the same file."""
+    """Write one shard, atomically: every back-end's task, so that each makes the same file. Where the shard has
+    a seed (index_build.reuse), only its missing rows are embedded."""
     texts = [embedding_text(title, section, text) for _, title, section, text in store.iter_texts(first, last)]
     if len(texts) != last - first:
         raise RuntimeError(f"store returned {len(texts)} passages for ids [{first}, {last})")
-    vectors = encoder.encode(texts, batch_size=batch_for(batch_size, encoder.device))
-    path = shard_path(shard_dir, number)
-    # Serialised first and written by Python: np.save into a file writes with fwrite, whose short write on a
-    # full disk says "N requested and M written" and loses the errno that tells the user why.
-    data = io.BytesIO()
-    np.save(data, vectors)
-    with stage_io("embedding", path), atomic_open(path, "wb") as fh:
-        fh.write(data.getbuffer())
+    batch = batch_for(batch_size, encoder.device)
+    seed = read_seed(shard_dir, number, last - first, encoder.dimension)
+    if seed is None:
+        vectors = encoder.encode(texts, batch_size=batch)
+    else:
+        vectors = seed.vectors
+        if len(seed.missing):
+            vectors[seed.missing] = encoder.encode([texts[i] for i in seed.missing], batch_size=batch)
+    write_shard(shard_dir, number, vectors)
+    with stage_io("embedding", shard_dir):
+        seed_path(shard_dir, number).unlink(missing_ok=True)
     return last - first

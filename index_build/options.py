@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from index_build.distributed import check_ray
@@ -36,6 +38,9 @@ class BuildOptions:
     # Export the query encoder as an ONNX graph into the bundle (index_build.onnx_export), so that queries need
     # no torch; off, or for a model it cannot export, queries load the sentence-transformers model.
     onnx: bool = True
+    # Keep every vector as float32 with its reuse key (vectors.f32.npy, vectors.keys.npy: 4 bytes per dimension
+    # plus 32 per passage), so that a build of a later dump can take them (`--reuse`, index_build.reuse).
+    keep_vectors: bool = True
 
     def check(self) -> None:
         """Raise BuildError for an option no build can use, before anything is read."""
@@ -72,6 +77,9 @@ class RunOptions:
     checkpoint_passages: int = CHECKPOINT_PASSAGES
     # Vectors per saved block of the FAISS adding stage (IVF): what a build killed while adding loses at most.
     faiss_add_block: int = ADD_BLOCK_VECTORS
+    # Older bundles whose vectors stand in for embedding the passages they share with this corpus (`--reuse`,
+    # index_build.reuse). The result equals a build without them to float rounding, so they are a run option.
+    reuse: Sequence[str | os.PathLike[str]] = ()
 
     def check(self) -> None:
         """Raise a domain error for options that cannot go together, or a Ray cluster that is not there."""

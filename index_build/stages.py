@@ -21,13 +21,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from index_build.budget import Choice, choose_for_budget
 from index_build.bundle_writer import bundle_manifest, write_manifest
 from index_build.calibration import calibration_for
 from index_build.devices import GpuSelection
 from index_build.distributed import RayCluster
 from index_build.documents import CorpusError
-from index_build.embed import Backend, InProcess, batch_for, embed_shards
+from index_build.embed import Backend, InProcess, batch_for, embed_shards, missing_shards, read_seed, shard_ranges
 from index_build.embed_pool import pool_backend
 from index_build.faiss_gpu import faiss_gpu_count
 from index_build.faiss_index import TRAINED_NAME, add_faiss, choose_factory, saved_blocks, train_faiss, write_faiss
@@ -38,10 +40,12 @@ from index_build.options import BuildOptions, RunOptions
 from index_build.passage_stats import passage_stats
 from index_build.read_stage import partial_store, read_corpora
 from index_build.readers import Corpus
+from index_build.reuse import BuildModel, VectorSource, plan_shards, write_plans
 from index_build.staging import FAISS_PARTS_DIR, SHARDS_DIR
 from index_build.state import BuildState, EncoderRecord, save_state
 from index_build.store_writer import finish_store, read_checkpoint
 from index_build.tuning import tune_with_openings
+from index_build.vector_keys import KeyModel, write_keys
 from index_build.vectors_writer import write_vectors
 from retriever.bundle import (
     ENCODER_DIR,
@@ -49,8 +53,12 @@ from retriever.bundle import (
     MANIFEST_NAME,
     STORE_NAME,
     TEXT_TEMPLATE,
+    VECTOR_KEY_VERSION,
+    VECTOR_KEYS_NAME,
+    VECTORS_F32_NAME,
     Manifest,
     ModelInfo,
+    ReusableVectors,
     SourceInfo,
     atomic_path,
 )
@@ -72,6 +80,7 @@ class Job:
     selection: GpuSelection | None
     created_now: bool  # the staging directory is this run's: a failed read may remove it
     kept: list[str] = field(default_factory=list)  # what a killed build left that this run reuses, in order
+    sources: list[VectorSource] = field(default_factory=list)  # the --reuse bundles, opened and checked
     shards: list[Path] = field(default_factory=list)
     trained: Any = None  # the trained, empty FAISS index (train -> add)
     index: Any = None  # the filled FAISS index (add -> tune)
@@ -97,6 +106,22 @@ class Job:
         CPU will do. With --gpus it embeds the tuning queries, on the first device."""
         device = "cpu" if self.run.ray is not None else self.devices[0] if self.devices else self.run.device
         return Encoder(self.options.model, device=device)
+
+    @property
+    def model(self) -> BuildModel:
+        """The build's model as reuse keys see it (index_build.vector_keys)."""
+        identity = self.encoder.identity
+        return BuildModel(
+            self.options.model, KeyModel(identity.weights_sha256, self.encoder.max_length), self.encoder.dimension
+        )
+
+    @property
+    def keys_path(self) -> Path | None:
+        """Where the passages' reuse keys go: into the bundle when it keeps its vectors, else beside the shards
+        (deleted with them) when only --reuse needs them, else nowhere."""
+        if self.options.keep_vectors:
+            return self.staging / VECTOR_KEYS_NAME
+        return self.staging / SHARDS_DIR / VECTOR_KEYS_NAME if self.sources else None
 
     @cached_property
     def budget(self) -> Choice | None:
@@ -169,11 +194,38 @@ def lexical(state: BuildState, job: Job) -> BuildState:
 
 
 def embed(state: BuildState, job: Job) -> BuildState:
-    """Every passage's vector, in shards; a complete shard is kept (index_build.embed.embed_shards)."""
+    """Every passage's vector, in shards; a complete shard is kept (index_build.embed.embed_shards). With --reuse
+    the rows older bundles hold are filled in first (index_build.reuse), so back-ends embed only the rest."""
     _ = job.factory  # chosen before embedding, so that a budget nothing fits fails in seconds, not after hours
     shard_dir, dimension = job.staging / SHARDS_DIR, job.encoder.dimension
+    keys = None
+    if job.keys_path is not None:
+        with stage_io("embedding", shard_dir):
+            shard_dir.mkdir(parents=True, exist_ok=True)
+        keys = write_keys(job.store, job.model.key, job.keys_path, job.run.progress)
+    todo = missing_shards(shard_dir, list(shard_ranges(job.passages, job.options.shard_size)), dimension)
+    state = _reuse(state, job, todo, keys)
     backend = _backend(job, shard_dir)
     job.shards = embed_shards(backend, shard_dir, job.passages, job.options.shard_size, dimension, job.run.progress)
+    return state
+
+
+def _reuse(state: BuildState, job: Job, todo: list[tuple[int, int, int]], keys: np.ndarray | None) -> BuildState:
+    """Record, for each shard left to embed, how many of its rows come from --reuse bundles, then write what they
+    hold. Without --reuse now, a shard's count is what its seed from an earlier run holds (0 without one)."""
+    shard_dir, dimension = job.staging / SHARDS_DIR, job.encoder.dimension
+    counts = dict(state.vectors_reused or {})
+    if job.sources and keys is not None:
+        plans = plan_shards(job.sources, keys, todo)
+        counts.update({plan.number: plan.reused for plan in plans})
+    else:
+        for number, first, last in todo:
+            seed = read_seed(shard_dir, number, last - first, dimension)
+            counts[number] = seed.reused if seed is not None else 0
+    used = tuple(dict.fromkeys([*state.reused_from, *(str(s.path) for s in job.sources)]))
+    state = job.save(state.replace(vectors_reused=counts, reused_from=used))
+    if job.sources and keys is not None:
+        write_plans(plans, job.sources, keys, shard_dir, dimension)
     return state
 
 
@@ -201,8 +253,9 @@ def train(state: BuildState, job: Job) -> BuildState:
 
 
 def add(state: BuildState, job: Job) -> BuildState:
-    """The filled index, written as index.faiss, and the float16 vectors for --rescore; kept when written. An
-    IVF index's blocks saved by a killed build are reused (index_build.faiss_index.add_faiss)."""
+    """The filled index, written as index.faiss, the float16 vectors for --rescore and the float32 ones a later
+    --reuse takes; kept when written. An IVF index's blocks saved by a killed build are reused
+    (index_build.faiss_index.add_faiss)."""
     faiss_path = job.staging / FAISS_NAME
     if faiss_path.exists():
         job.kept.append("index")
@@ -222,6 +275,9 @@ def add(state: BuildState, job: Job) -> BuildState:
     vectors_path = job.staging / VECTORS_NAME
     if job.options.rescore and not vectors_path.exists():
         write_vectors(job.shards, vectors_path, job.encoder.dimension)
+    kept_path = job.staging / VECTORS_F32_NAME
+    if job.options.keep_vectors and not kept_path.exists():
+        write_vectors(job.shards, kept_path, job.encoder.dimension, np.float32)
     return state
 
 
@@ -267,6 +323,19 @@ def finish(state: BuildState, job: Job) -> BuildState:
     record = state.query_encoder if options.onnx else None
     # The match-confidence model fitted for this embedding model, if one was (retriever.confidence).
     confidence, no_confidence = calibration_for(encoder.identity.weights_sha256)
+    reusable = (
+        ReusableVectors(
+            VECTORS_F32_NAME,
+            VECTOR_KEYS_NAME,
+            VECTOR_KEY_VERSION,
+            encoder.identity.weights_sha256,
+            encoder.max_length,
+            TEXT_TEMPLATE,
+            encoder.dimension,
+        )
+        if options.keep_vectors
+        else None
+    )
     job.manifest = bundle_manifest(
         job.staging,
         model=ModelInfo(options.model, encoder.identity.weights_sha256, encoder.dimension),
@@ -281,8 +350,15 @@ def finish(state: BuildState, job: Job) -> BuildState:
         query_encoder=record.info if record else None,
         no_query_encoder=record.why if record else "built with --no-onnx",
         ann=state.ann,
+        reusable_vectors=reusable,
         extra={
             "reader_stats": state.reader_stats or {},
+            # what the model embedded and what --reuse bundles gave, over every run of this build
+            "vectors": {
+                "reused": state.reused,
+                "encoded": job.passages - state.reused,
+                "reused_from": list(state.reused_from),
+            },
             **({"memory_budget": job.budget.record()} if job.budget else {}),
             "passages": passage_stats(
                 job.staging / STORE_NAME, options.passage_words, state.passages_merged, state.reader_stats or {}

@@ -77,7 +77,12 @@ def open_staging(staging: Path, identity: dict[str, Any]) -> tuple[BuildState, b
 
 
 # How `groundsearch build` spells each BuildOptions field; tuning_queries has no flag (library callers only).
-_FLAGS = {"index_factory": "--index", "lexical": "--lexical/--no-lexical", "onnx": "--onnx/--no-onnx"}
+_FLAGS = {
+    "index_factory": "--index",
+    "lexical": "--lexical/--no-lexical",
+    "onnx": "--onnx/--no-onnx",
+    "keep_vectors": "--keep-vectors/--no-keep-vectors",
+}
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:

@@ -40,6 +40,10 @@ class BuildState:
     reader_stats: dict[str, dict[str, int]] | None = None
     # read: short pieces the splitter joined to a neighbour (None: read by a groundsearch that did not count them)
     passages_merged: int | None = None
+    # embed: rows of each shard (by number) whose vectors came from a --reuse bundle, recorded before the shard's
+    # files are written, so a resumed build still knows what an earlier run reused; and the bundles reused
+    vectors_reused: dict[int, int] | None = None
+    reused_from: tuple[str, ...] = ()
     # add: the first run's FAISS block size, so that a rerun with another finds the blocks it saved
     faiss_add_block: int | None = None
     # tune: the manifest's `ann` record (None for an exact index), once measured for the index on disk
@@ -51,6 +55,11 @@ class BuildState:
     @property
     def read(self) -> bool:
         return self.reader_stats is not None
+
+    @property
+    def reused(self) -> int:
+        """Vectors taken from --reuse bundles rather than embedded, over every run of this build."""
+        return sum((self.vectors_reused or {}).values())
 
     @property
     def errors_skipped(self) -> int:
@@ -66,6 +75,9 @@ class BuildState:
             record["reader_stats"] = self.reader_stats
             if self.passages_merged is not None:
                 record["passages_merged"] = self.passages_merged
+        if self.vectors_reused is not None:
+            record["vectors_reused"] = {str(shard): rows for shard, rows in sorted(self.vectors_reused.items())}
+            record["reused_from"] = list(self.reused_from)
         if self.faiss_add_block is not None:
             record["faiss_add_block"] = self.faiss_add_block
         if self.tuned:
@@ -84,6 +96,12 @@ class BuildState:
             sources=tuple(SourceInfo(**s) for s in record["sources"]) if "sources" in record else None,
             reader_stats=record.get("reader_stats"),
             passages_merged=record.get("passages_merged"),
+            vectors_reused=(
+                {int(shard): rows for shard, rows in record["vectors_reused"].items()}
+                if "vectors_reused" in record
+                else None
+            ),
+            reused_from=tuple(record.get("reused_from", ())),
             faiss_add_block=record.get("faiss_add_block"),
             tuned="ann" in record,
             ann=record.get("ann"),

@@ -1,4 +1,5 @@
-"""Write the float16 copy of every passage vector that `build --rescore` keeps for exact re-scoring."""
+"""Write a copy of every passage vector into the bundle: float16 for `build --rescore` (exact re-scoring), float32
+for a later `build --reuse` (vectors.f32.npy, exact enough to stand for a new embedding)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,16 @@ from index_build.faults import stage_io
 from retriever.bundle import atomic_path
 
 
-def write_vectors(shards: Sequence[Path], path: Path, dimension: int) -> int:
-    """Concatenate the embedding shards, in passage-id order, into one float16 .npy file; returns its rows.
+def write_vectors(shards: Sequence[Path], path: Path, dimension: int, dtype: type[np.floating] = np.float16) -> int:
+    """Concatenate the embedding shards, in passage-id order, into one .npy file of `dtype`; returns its rows.
 
     Shard by shard into a memory-mapped output, so memory stays at one shard whatever the corpus size;
     written under a temporary name and renamed, like every bundle file.
     """
     with stage_io("vectors", path), atomic_path(path) as tmp:
         total = sum(int(np.load(s, mmap_mode="r").shape[0]) for s in shards)
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(total, dimension))
-        _reserve(tmp)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(total, dimension))
+        reserve(tmp)
         first = 0
         for shard in shards:
             block = np.load(shard, mmap_mode="r")
@@ -33,7 +34,7 @@ def write_vectors(shards: Sequence[Path], path: Path, dimension: int) -> int:
     return total
 
 
-def _reserve(path: Path) -> None:
+def reserve(path: Path) -> None:
     """Allocate the file's blocks now: a memory map that meets a full disk later dies of SIGBUS, no message."""
     with open(path, "r+b") as fh:
         try:

@@ -9,6 +9,8 @@ A bundle is one directory::
       lexical/          the BM25 index (tantivy) over the same passages, same ids (see retriever.lexical)
       encoder/          the query encoder: an ONNX graph, its weights and its tokenizer (see retriever.onnx_encoder),
                         so that a query needs neither torch nor sentence-transformers
+      vectors.f32.npy   every passage vector as float32, row = passage id, and
+      vectors.keys.npy  each row's reuse key: what a later `build --reuse` looks vectors up by (see ReusableVectors)
 
 Every file is written under a temporary name and renamed, so a crash never leaves a file that looks complete.
 """
@@ -35,6 +37,11 @@ ENCODER_DIR = "encoder"
 ONNX_NAME = f"{ENCODER_DIR}/model.onnx"
 ONNX_DATA_NAME = f"{ENCODER_DIR}/model.onnx.data"  # the weights, beside the graph, so that onnxruntime maps them
 TOKENIZER_NAME = f"{ENCODER_DIR}/tokenizer.json"
+VECTORS_F32_NAME = "vectors.f32.npy"
+VECTOR_KEYS_NAME = "vectors.keys.npy"
+# Bumped whenever what goes into a reuse key changes (index_build.vector_keys), so that keys made the old way
+# are refused by name instead of never matching.
+VECTOR_KEY_VERSION = 1
 
 # What the model embeds for a passage. The title and section give a passage the context its text often
 # lacks ("He was born in ..."); they are never part of what a search returns.
@@ -89,6 +96,27 @@ class QueryEncoderInfo:
 
 
 @dataclass(frozen=True)
+class ReusableVectors:
+    """The exact vectors a bundle keeps so that a build of a newer dump (`build --reuse`) takes them for its
+    unchanged passages instead of embedding them again.
+
+    `vectors` and `keys` name bundle files: float32 (passages, dimension) and uint8 (passages, 32), row i being
+    passage i. A row's key is the sha256 of what decides its vector: `key_version`, the model's
+    `weights_sha256` and `max_length` (its truncation, in tokens), and the text embedded (`text_template`
+    applied; index_build.vector_keys). The fields are repeated here so that a bundle whose keys cannot match a
+    build's is refused with the reason, before any lookup.
+    """
+
+    vectors: str
+    keys: str
+    key_version: int
+    weights_sha256: str
+    max_length: int
+    text_template: str
+    dimension: int
+
+
+@dataclass(frozen=True)
 class FileInfo:
     name: str
     size: int
@@ -134,6 +162,9 @@ class Manifest:
     # None when none was fitted for the model, and then `no_confidence` says why. Absent in older bundles.
     confidence: dict[str, Any] | None = None
     no_confidence: str | None = None
+    # The float32 vectors and reuse keys kept for `build --reuse`; None for `--no-keep-vectors` and in bundles
+    # built before they were kept.
+    reusable_vectors: ReusableVectors | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
@@ -146,6 +177,8 @@ class Manifest:
         data["files"] = {k: FileInfo(**v) for k, v in data["files"].items()}
         if data.get("query_encoder") is not None:
             data["query_encoder"] = QueryEncoderInfo(**data["query_encoder"])
+        if data.get("reusable_vectors") is not None:
+            data["reusable_vectors"] = ReusableVectors(**data["reusable_vectors"])
         return cls(**data)
 
 

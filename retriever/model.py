@@ -118,6 +118,12 @@ class Encoder:
         return self.identity.dimension
 
     @property
+    def max_length(self) -> int:
+        """The tokens the model reads of a text (`max_seq_length`; 0 where it sets none): longer texts are cut,
+        so two builds that cut at different lengths embed the same text differently."""
+        return int(getattr(self._model, "max_seq_length", None) or 0)
+
+    @property
     def sentence_transformer(self) -> SentenceTransformer:
         """The loaded model itself, for callers that export or inspect it (index_build.onnx_export)."""
         return self._model

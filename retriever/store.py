@@ -129,6 +129,14 @@ class PassageStore:
             (first, last),
         )
 
+    def iter_contents(self) -> Iterable[tuple[int, str, str, str, str]]:
+        """(document id, source id, title, section, passage sha256) of every passage, in passage id order (so a
+        document's passages come together, in their order): what comparing two bundles needs, no text."""
+        return self._connect().execute(
+            "SELECT d.id, d.source_id, d.title, p.section, p.sha256 FROM passages p "
+            "JOIN documents d ON d.id = p.document_id ORDER BY p.id"
+        )
+
     def document_runs(
         self, documents: Sequence[int] = (), titles: Sequence[str] = (), sources: Sequence[str] = ()
     ) -> list[tuple[int, int]]:

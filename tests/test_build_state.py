@@ -30,6 +30,8 @@ def test_every_result_reads_back(tmp_path: Path) -> None:
         IDENTITY,
         sources=(SourceInfo("/c.xml", "mediawiki", 10, "ab"),),
         reader_stats={"/c.xml": {"documents": 3, "errors_skipped": 2}},
+        vectors_reused={0: 64, 1: 0, 2: 17},
+        reused_from=("/old.idx",),
         faiss_add_block=100,
         tuned=True,
         ann=None,  # tuned, and exact: recorded as null, not absent
@@ -38,7 +40,7 @@ def test_every_result_reads_back(tmp_path: Path) -> None:
     save_state(tmp_path, state)
     assert load_state(tmp_path) == state
     assert json.loads((tmp_path / STATE_NAME).read_text())["ann"] is None
-    assert state.errors_skipped == 2
+    assert state.errors_skipped == 2 and state.reused == 81
 
 
 def test_a_state_file_of_the_old_layout_resumes(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ runner = CliRunner()
 def test_every_command_has_help_with_an_example() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("build", "query", "info", "serve", "eval"):
+    for command in ("build", "query", "info", "serve", "eval", "diff"):
         assert command in result.output
         sub = runner.invoke(app, [command, "--help"])
         assert sub.exit_code == 0 and "Example: groundsearch " + command in sub.output
