@@ -31,6 +31,9 @@ ENGINE = "tantivy"
 META_LOCK = ".tantivy-meta.lock"
 MAX_TOKEN_CHARS = 40  # longer "words" are base64, hashes or URLs: noise for BM25
 MAX_QUERY_TERMS = 64  # distinct terms kept, in order of first appearance
+# Hits fetched past k so that passages tied at the k-th score are chosen by passage id, not by where tantivy's
+# writer threads put them (see LexicalIndex.search); exact unless more than this many tie across the cut.
+TIE_MARGIN = 32
 
 # Snowball's English stop list (as NLTK ships it), contractions as the pieces a word tokenizer leaves. It
 # measured better than Lucene's shorter list on SQuAD questions (bench/lexical_engines.py), since questions
@@ -130,6 +133,10 @@ def _shadow_of(directory: Path, shadow: Path) -> Path:
     return shadow
 
 
+def _best_first(hit: tuple[int, float]) -> tuple[float, int]:
+    return (-hit[1], hit[0])
+
+
 class LexicalIndex:
     """A read-only BM25 index. One searcher is shared by all threads (tantivy's searchers are thread-safe)."""
 
@@ -178,12 +185,16 @@ class LexicalIndex:
         query = tantivy.Query.boolean_query(clauses)
         if within is not None:
             query = tantivy.Query.boolean_query([(tantivy.Occur.Must, query), (tantivy.Occur.Must, within)])
-        # count=False lets tantivy skip blocks that cannot enter the top k (block-max WAND).
-        hits = self._searcher.search(query, k, count=False).hits
+        # count=False lets tantivy skip blocks that cannot enter the top k (block-max WAND). Equal scores are
+        # common (short queries, repeated boilerplate) and tantivy orders them by document address, which its
+        # multi-threaded writer assigns in whatever order its threads took the passages: so a few more are asked
+        # for and ties are put in passage-id order here, and two builds of one corpus answer alike.
+        hits = self._searcher.search(query, k + TIE_MARGIN, count=False).hits
         if not hits:
             return []
         ids = self._searcher.fast_field_values(ID_FIELD, [address for _, address in hits])
-        return [(int(pid), float(score)) for (score, _), pid in zip(hits, ids, strict=True)]
+        found = sorted(((int(pid), float(score)) for (score, _), pid in zip(hits, ids, strict=True)), key=_best_first)
+        return found[:k]
 
     def search_batch(
         self, texts: Sequence[str], k: int, runs: Sequence[tuple[int, int]] | None = None

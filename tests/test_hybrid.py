@@ -191,3 +191,17 @@ def test_the_cli_prints_mode_and_finders(small_index: Path) -> None:
     assert result.exit_code == 0 and '"mode": "hybrid"' in result.stdout and '"found_by"' in result.stdout
     result = runner.invoke(app, ["query", str(small_index), HOTEL, "--mode", "fuzzy"])
     assert result.exit_code != 0 and "fuzzy" in result.output
+
+
+def test_tied_lexical_scores_come_in_passage_id_order(tmp_path: Path) -> None:
+    from index_build.lexical_writer import write_lexical
+
+    # 30 passages of one text all score alike; written in reverse id order on two threads, tantivy's own order
+    # (document address) is not the passage ids', so only the tie rule makes the answer the lowest ids first.
+    directory = tmp_path / LEXICAL_DIR
+    text = "The Gunpowder Incident was a conflict early in the American Revolution."
+    assert write_lexical(directory, ((pid, text) for pid in reversed(range(30))), threads=2) == 30
+    index = LexicalIndex(directory)
+    hits = index.search("gunpowder revolution", k=5)
+    assert [pid for pid, _ in hits] == [0, 1, 2, 3, 4] and len({score for _, score in hits}) == 1
+    assert [pid for pid, _ in index.search("gunpowder", k=30)] == list(range(30))
