@@ -3,170 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from retriever.errors import GroundsearchError
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="Retrieval-grounded search: verbatim, cited passages from a trusted corpus.",
-)
-
-IndexArg = Annotated[Path, typer.Argument(help="Index bundle directory, as written by `groundsearch build`.")]
-EncoderOpt = Annotated[
-    str,
-    typer.Option(
-        "--encoder",
-        metavar="auto|onnx|torch",
-        help="Query encoder: the bundle's ONNX graph (fast start, no torch), the torch model, or auto "
-        "(ONNX where the bundle has it, on the CPU).",
-    ),
-]
-
-
-@app.command()
-def build(
-    sources: Annotated[
-        list[Path], typer.Argument(help="Corpus files: MediaWiki XML(.bz2), JSONL, Parquet, BEIR, SQuAD.")
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to write.")],
-    format: Annotated[str | None, typer.Option(help="Corpus format; detected from the file if omitted.")] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option(help="Article URL prefix for dumps without <siteinfo>, e.g. https://en.wikipedia.org/wiki/"),
-    ] = None,
-    passage_words: Annotated[int, typer.Option(help="Target passage length in words.")] = 100,
-    model: Annotated[str | None, typer.Option(help="sentence-transformers folder or hub name.")] = None,
-    index: Annotated[str | None, typer.Option(help="FAISS factory string; chosen by corpus size if omitted.")] = None,
-    memory_budget: Annotated[
-        str | None,
-        typer.Option(help="Largest FAISS index, e.g. 4GB, 512MB: the most accurate kind that fits (not with --index)."),
-    ] = None,
-    shard_size: Annotated[int, typer.Option(help="Passages per embedding checkpoint.")] = 8192,
-    batch_size: Annotated[int | None, typer.Option(help="Encoder batch size (64 on CPU, 256 on GPU).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Parsing processes (default: every core).")] = None,
-    device: Annotated[str | None, typer.Option(help="torch device for embedding, e.g. cpu or cuda.")] = None,
-    gpus: Annotated[
-        str | None,
-        typer.Option(
-            "--gpus",
-            metavar="all|IDS",
-            help="Embed on several GPUs at once (one process each) and build FAISS there: 'all' or CUDA ids "
-            "such as 0,1; 'all' without a GPU uses the CPU. Not with --device or --ray.",
-        ),
-    ] = None,
-    skip_errors: Annotated[
-        bool, typer.Option("--skip-errors", help="Skip malformed pages or lines and count them.")
-    ] = False,
-    lexical: Annotated[
-        bool, typer.Option("--lexical/--no-lexical", help="Also build the BM25 index that lexical and hybrid need.")
-    ] = True,
-    target_recall: Annotated[
-        float,
-        typer.Option(help="Approximate indexes: tune nprobe/efSearch to this recall@10 against exact search."),
-    ] = 0.95,
-    rescore: Annotated[
-        bool,
-        typer.Option(
-            "--rescore", help="Keep float16 vectors (768 B/passage at 384-d) to re-rank a lossy index's candidates."
-        ),
-    ] = False,
-    onnx: Annotated[
-        bool,
-        typer.Option(
-            "--onnx/--no-onnx", help="Export the query encoder to ONNX in the bundle, so queries need no torch."
-        ),
-    ] = True,
-    keep_vectors: Annotated[
-        bool,
-        typer.Option(
-            "--keep-vectors/--no-keep-vectors",
-            help="Keep float32 vectors and reuse keys (1,568 B/passage at 384-d) so a later build can --reuse them.",
-        ),
-    ] = True,
-    reuse: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--reuse",
-            metavar="BUNDLE",
-            help="An older bundle (e.g. of last month's dump): passages it holds unchanged take its vectors "
-            "instead of being embedded again (repeatable).",
-        ),
-    ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace a finished index at --out.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    ray: Annotated[
-        str | None,
-        typer.Option(
-            "--ray",
-            metavar="ADDRESS",
-            help="Embed on a Ray cluster: 'local' starts one on this machine, else the head's address "
-            "(host:6379, auto, ray://host:10001). --out must be on a filesystem every node mounts.",
-        ),
-    ] = None,
-) -> None:
-    """Build an index bundle from corpus files.
-
-    Example: groundsearch build enwiki-latest-pages-articles.xml.bz2 --out wiki.idx
-
-    A killed build resumes when the same command is run again. To refresh an index from a newer dump, embedding
-    only what changed: groundsearch build new.xml.bz2 --out wiki-1201.idx --reuse wiki-1101.idx
-    """
-    _need_build_extra("build")
-    from index_build import BuildOptions, RunOptions, build_index
-    from index_build.budget import parse_size
-    from index_build.staging import staging_path
-    from retriever.model import DEFAULT_MODEL
-
-    options = BuildOptions(
-        format=format,
-        base_url=base_url,
-        passage_words=passage_words,
-        model=model or DEFAULT_MODEL,
-        index_factory=index,
-        memory_budget=_guard(lambda: parse_size(memory_budget)) if memory_budget is not None else None,
-        shard_size=shard_size,
-        skip_errors=skip_errors,
-        lexical=lexical,
-        target_recall=target_recall,
-        rescore=rescore,
-        onnx=onnx,
-        keep_vectors=keep_vectors,
-    )
-    run = RunOptions(
-        workers=workers,
-        batch_size=batch_size,
-        device=device,
-        progress=not quiet,
-        ray=ray,
-        gpus=gpus,
-        reuse=tuple(reuse or ()),
-    )
-    report = _guard(lambda: build_index(list(sources), out, options, run, force=force), staging_path(out))
-    m = report.manifest
-    resumed = f" (resumed: {', '.join(report.resumed_stages)} kept)" if report.resumed_stages else ""
-    typer.echo(
-        f"built {report.out}: {m.documents} documents, {m.passages} passages, FAISS {m.faiss_factory}"
-        f"{_reuse_summary(m.extra.get('vectors'), m.passages)}{resumed}"
-    )
-    if m.extra.get("passages"):
-        from index_build.passage_stats import format_passage_stats
-
-        typer.echo(format_passage_stats(m.extra["passages"]))
-    if m.extra.get("memory_budget"):
-        typer.echo(f"memory budget: {m.extra['memory_budget']['why']}")
-    if m.ann:
-        took = f", tuned in {report.tuning_seconds:.1f}s" if report.tuning_seconds is not None else ""
-        typer.echo(f"ANN {_ann_summary(m.ann)}{took}")
-    if report.errors_skipped:
-        typer.echo(f"warning: {report.errors_skipped} malformed pages or lines were skipped", err=True)
+import groundsearch.build_command  # noqa: F401 - registers `build`, first in the help as in the workflow
+from groundsearch.app import EncoderOpt, IndexArg, app, guard, need_build_extra
+from groundsearch.summaries import ann_summary, lexical_summary, memory_summary
 
 
 @app.command()
@@ -230,7 +75,7 @@ def query(
         )
         return mode or retriever.default_mode, result
 
-    used_mode, result = _guard(run)
+    used_mode, result = guard(run)
     if as_json:
         document = {"k": k, "mode": used_mode, "rerank": rerank, **result.to_dict()}
         typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
@@ -266,8 +111,8 @@ def info(
     from retriever.confidence import calibration_summary
     from retriever.faiss_io import faiss_memory
 
-    details = _guard(lambda: bundle_info(index))
-    details["faiss_memory"] = memory = _guard(lambda: faiss_memory(index / FAISS_NAME))
+    details = guard(lambda: bundle_info(index))
+    details["faiss_memory"] = memory = guard(lambda: faiss_memory(index / FAISS_NAME))
     if as_json:
         typer.echo(json.dumps(details, ensure_ascii=False, indent=2))
         return
@@ -282,10 +127,10 @@ def info(
             f"{m['model']['name']} ({m['model']['dimension']}-d, weights sha256 {m['model']['weights_sha256'][:16]}…)",
         ),
         ("faiss", f"{m['faiss_factory']}, {m['metric']}, search {m['search_params'] or 'exact'}"),
-        *([("ann", _ann_summary(m["ann"]))] if m.get("ann") else []),
-        ("lexical", _lexical_summary(m.get("lexical"))),
+        *([("ann", ann_summary(m["ann"]))] if m.get("ann") else []),
+        ("lexical", lexical_summary(m.get("lexical"))),
         ("confidence", calibration_summary(m.get("confidence"), m.get("no_confidence"))),
-        ("memory", _memory_summary(memory)),
+        ("memory", memory_summary(memory)),
         ("size", f"{details['total_bytes']:,} bytes ({details['bytes_per_passage']} per passage)"),
     ]
     rows += [(f"  {name}", f"{size:,} bytes") for name, size in details["file_sizes"].items()]
@@ -317,13 +162,13 @@ def verify(
     def run() -> Any:
         report, manifest = verify_bundle(index)
         if source and manifest is not None:
-            _need_build_extra("verify --source")
+            need_build_extra("verify --source")
             from index_build.verify_source import verify_sources
 
             verify_sources(index, manifest, list(source), report)
         return report
 
-    report = _guard(run)
+    report = guard(run)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -384,7 +229,7 @@ def serve(
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
 
-    web_app = _guard(make)
+    web_app = guard(make)
     typer.echo(f"serving {index} at http://{host}:{port}/ (API documented at /docs); Ctrl-C stops", err=True)
     uvicorn.run(web_app, host=host, port=port, log_level="info")
 
@@ -426,7 +271,7 @@ def eval_(
     With --unanswerable: AUROC of the best hit's confidence (answerable vs not), and the share of each set that
     the bar flags as "no good match".
     """
-    _need_build_extra("eval")
+    need_build_extra("eval")
     from evaluation import EvaluationError, check_options, check_request, evaluate, parse_modes, read_questions
     from retriever import Retriever
 
@@ -450,10 +295,10 @@ def eval_(
             min_confidence=min_confidence,
         )
 
-    result = _guard(run)
+    result = guard(run)
     typer.echo(result.table())
     if report is not None:
-        _guard(lambda: result.write(report))
+        guard(lambda: result.write(report))
         typer.echo(f"report written to {report}", err=True)
 
 
@@ -473,7 +318,7 @@ def diff(
     """
     from retriever.diff import diff_bundles
 
-    result = _guard(lambda: diff_bundles(old, new, limit))
+    result = guard(lambda: diff_bundles(old, new, limit))
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -497,113 +342,6 @@ def diff(
                 typer.echo(f"  {title}")
             if group.count > len(group.titles):
                 typer.echo(f"  ... and {group.count - len(group.titles):,} more")
-
-
-def _reuse_summary(vectors: dict[str, Any] | None, passages: int) -> str:
-    """ "; vectors reused N (97.0%), encoded M" for a build given --reuse, else nothing."""
-    if not vectors or not vectors.get("reused_from"):
-        return ""
-    share = 100 * vectors["reused"] / passages if passages else 0.0
-    return f"; vectors reused {vectors['reused']:,} ({share:.1f}%), encoded {vectors['encoded']:,}"
-
-
-def _ann_summary(ann: dict[str, Any]) -> str:
-    """The build's measurement of an approximate index, in one line (see index_build.tuning)."""
-    params = ", ".join(f"{k}={v}" for k, v in ann["params"].items()) or "default search"
-    knob = next(iter(ann["params"]), "")
-    tried = f"; tried {knob} " + ", ".join(f"{v}: {r:.3f}" for v, r in ann["tried"]) if ann["tried"] else ""
-    verdict = "met" if ann["met"] else "MISSED"
-    return (
-        f"recall@10 {ann['recall@10']:.3f} vs exact search at {params} (target {ann['target']:g} {verdict}, "
-        f"{ann['queries']} queries from {ann.get('queries_from', 'passage vectors')}{tried})"
-    )
-
-
-def _memory_summary(memory: dict[str, Any]) -> str:
-    """Resident memory of the opened FAISS index against its file size: memory-mapped indexes stay far below."""
-    mib = 1 << 20
-    how = "memory-mapped" if memory["memory_mapped"] else "read into memory"
-    return (
-        f"FAISS private resident memory +{memory['resident_bytes'] / mib:,.1f} MiB after open, "
-        f"file {memory['file_bytes'] / mib:,.1f} MiB "
-        f"({how}; opened in {memory['open_seconds'] * 1000:,.0f} ms)"
-    )
-
-
-def _lexical_summary(lexical: dict[str, Any] | None) -> str:
-    if not lexical:
-        return "none (dense search only; rebuild for lexical and hybrid)"
-    return f"BM25, {lexical['engine']} {lexical['engine_version']} in {lexical['directory']}/"
-
-
-# What `groundsearch[build]` adds to the query-only install; looked up, not imported, so the check costs nothing.
-_BUILD_MODULES = ("torch", "sentence_transformers", "sqlite_utils", "tqdm", "mwxml", "mwparserfromhell", "onnx")
-
-
-def _need_build_extra(command: str) -> None:
-    """A query-only install (no torch) cannot build or evaluate: say how to get the rest, in one line."""
-    import importlib.util
-
-    missing = [name for name in _BUILD_MODULES if importlib.util.find_spec(name) is None]
-    if missing:
-        typer.echo(
-            f"error: `groundsearch {command}` needs the build extra ({', '.join(missing)} not installed): "
-            'pip install "groundsearch[build]"',
-            err=True,
-        )
-        raise typer.Exit(1)
-
-
-def _guard(call: Any, crash_dir: Path | None = None) -> Any:
-    """Run a library call; a user's mistake becomes one line on stderr and exit status 1, not a traceback.
-
-    Anything else is a bug: one line too, naming a log file that holds the traceback for a report (written to
-    `crash_dir` where it exists, as a build's staging directory, else to the temporary directory).
-    """
-    try:
-        return call()
-    except GroundsearchError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        if type(exc).__module__.partition(".")[0] in ("typer", "click"):
-            raise  # how a command exits or reports a bad parameter (typer.Exit, typer.BadParameter): typer's to show
-        message = " ".join(str(exc).split())[:300]
-        typer.echo(
-            f"error: unexpected {type(exc).__name__}: {message} ({_crash_log(crash_dir)}; please report it)", err=True
-        )
-        raise typer.Exit(1) from None
-
-
-def _crash_log(crash_dir: Path | None) -> str:
-    """Write the exception being handled, with what ran, to a new log file; say where (or why nowhere)."""
-    import platform
-    import sys
-    import tempfile
-    import time
-    import traceback
-
-    from retriever.bundle import package_version
-
-    name = f"groundsearch-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
-    text = (
-        f"groundsearch {package_version()}, Python {platform.python_version()}, {platform.platform()}\n"
-        f"command: {' '.join(sys.argv)}\n\n{traceback.format_exc()}"
-    )
-    folders = [crash_dir] if crash_dir is not None and crash_dir.is_dir() else []
-    problem = ""
-    for folder in [*folders, None]:
-        try:
-            # gettempdir() tries each candidate by writing to it: on a full disk it raises too.
-            path = (folder or Path(tempfile.gettempdir())) / name
-            path.write_text(text, encoding="utf-8", errors="backslashreplace")
-            return f"traceback in {path}"
-        except OSError as exc:
-            problem = exc.strerror or str(exc)
-    return f"no traceback log could be written: {problem}"
 
 
 def main() -> None:
