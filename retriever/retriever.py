@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import faiss
-
 from retriever.bundle import FAISS_NAME, STORE_NAME, Manifest, read_manifest
 from retriever.confidence import Calibration, Evidence, best_confidence, evidence_of
 from retriever.errors import IndexCorrupt, InvalidQuery, PassageNotFound
-from retriever.faiss_io import hnsw_of, ivf_of, read_faiss
+from retriever.faiss_io import read_faiss
 from retriever.filters import Filter, Runs, Selections, faiss_selector, run_count
 from retriever.fusion import DEFAULT_FUSION, Fused, Fusion, fuse
 from retriever.highlight import Highlighter
@@ -24,10 +21,10 @@ from retriever.query import clean_query
 from retriever.query_encoder import QueryEncoder, open_query_encoder
 from retriever.rerank import Reranker
 from retriever.rescore import ExactVectors
+from retriever.search_params import restricted, search_params
 from retriever.store import PassageStore, StoredPassage
 
 MODES = ("dense", "lexical", "hybrid")
-MAX_FILTERED_EF_SEARCH = 16_384  # a filtered HNSW search widens efSearch up to this (Retriever._select)
 
 
 class Retriever:
@@ -372,11 +369,11 @@ class Retriever:
         runs: Runs | None = None,
     ) -> list[list[tuple[int, float]]]:
         """`dense_candidates` for vectors already encoded (`encode`); re-scored exactly where the bundle can."""
-        params = self._search_params(nprobe, ef_search)
+        params = search_params(self._index, self.manifest.search_params, nprobe, ef_search)
         selector = None
         if runs is not None:
             selector = faiss_selector(runs)  # kept alive here: the parameters hold only a pointer to it
-            params = self._select(params, selector, run_count(runs) / max(1, self.manifest.passages))
+            params = restricted(self._index, params, selector, run_count(runs) / max(1, self.manifest.passages))
         asked = max(depth, self._exact.depth) if self._exact is not None else depth
         scores, ids = self._index.search(vectors, min(asked, self.manifest.passages), params=params)
         # FAISS pads with -1 when fewer than `depth` vectors are reachable.
@@ -460,49 +457,6 @@ class Retriever:
             previous=rows[at - 1].passage_id if at > 0 else None,
             next=rows[at + 1].passage_id if at + 1 < len(rows) else None,
         )
-
-    def _search_params(self, nprobe: int | None, ef_search: int | None = None) -> Any:
-        # Per-call parameter objects, not ParameterSpace, which would mutate the index shared by all threads.
-        # A knob the index lacks is ignored, as nprobe always was on exact indexes. FAISS hands the parameters
-        # down through the ID map and pre-transforms to the HNSW index.
-        ivf = ivf_of(self._index)
-        if ivf is None:
-            return self._hnsw_params(ef_search) if hnsw_of(self._index) is not None else None
-        default = int(self.manifest.search_params.get("nprobe", 1))
-        chosen = default if nprobe is None else nprobe
-        if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
-            raise InvalidQuery(f"nprobe must be a whole number >= 1, got {nprobe!r}")
-        return faiss.SearchParametersIVF(nprobe=min(chosen, ivf.nlist))  # type: ignore[call-arg]
-
-    def _select(self, params: Any, selector: Any, fraction: float) -> Any:
-        """`params` restricted to the ids `selector` accepts (`fraction` of all passages); FAISS passes it through
-        ID maps and transforms.
-
-        An approximate index looks as far as an unfiltered search would look for the same number of candidates
-        from inside the filter: nprobe and efSearch grow by 1 / fraction. Else a filter of one document would
-        find only those of its passages that lie in the few lists (or graph neighbourhoods) the query visits.
-        IVF is capped at every list (a full scan, the selector checked per id); HNSW at efSearch 16384.
-        """
-        if params is None:
-            hnsw = hnsw_of(self._index)
-            # A fresh SearchParametersHNSW would carry efSearch=16, not the value stored in the index.
-            params = faiss.SearchParametersHNSW(efSearch=hnsw.hnsw.efSearch) if hnsw is not None else None  # type: ignore[attr-defined]
-            params = params if params is not None else faiss.SearchParameters()
-        if isinstance(params, faiss.SearchParametersIVF):
-            params.nprobe = min(ivf_of(self._index).nlist, math.ceil(params.nprobe / fraction))
-        elif isinstance(params, faiss.SearchParametersHNSW):  # type: ignore[attr-defined]
-            params.efSearch = max(params.efSearch, min(MAX_FILTERED_EF_SEARCH, math.ceil(params.efSearch / fraction)))
-        params.sel = selector
-        return params
-
-    def _hnsw_params(self, ef_search: int | None) -> Any:
-        default = self.manifest.search_params.get("efSearch")
-        chosen = default if ef_search is None else ef_search
-        if chosen is None:
-            return None  # a bundle built before tuning: the efSearch stored in the FAISS file
-        if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1:
-            raise InvalidQuery(f"ef_search must be a whole number >= 1, got {ef_search!r}")
-        return faiss.SearchParametersHNSW(efSearch=chosen)  # type: ignore[attr-defined]
 
 
 def _hit(
