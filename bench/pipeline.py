@@ -39,14 +39,14 @@ def main() -> None:
     import torch
 
     from index_build.bundle_writer import bundle_manifest, write_manifest
-    from index_build.embed import embed_passages
+    from index_build.embed import embed_passages, embedding_texts
     from index_build.faiss_index import build_faiss, choose_factory
     from index_build.lexical_writer import index_store
     from index_build.onnx_export import PARITY_PASSAGES, export_query_encoder
     from index_build.readers import open_corpus
     from index_build.store_writer import finish_store, write_store
     from retriever import MODES, Retriever
-    from retriever.bundle import FAISS_NAME, STORE_NAME, TEXT_TEMPLATE, ModelInfo, embedding_text
+    from retriever.bundle import FAISS_NAME, STORE_NAME, TEXT_TEMPLATE, ModelInfo
     from retriever.lexical import LEXICAL_DIR, LexicalIndex
     from retriever.model import DEFAULT_MODEL, Encoder, default_batch_size
     from retriever.onnx_encoder import OnnxEncoder
@@ -84,7 +84,7 @@ def main() -> None:
             ("embedding, pipeline", f"{counts.passages / embed_s:,.1f} passages/s ({embed_s:.1f} s, {encoder.device})")
         )
 
-        texts = [embedding_text(t, s, x) for _, t, s, x in store.iter_texts(0, counts.passages)]
+        texts = embedding_texts(store, 0, counts.passages)
         started = time.perf_counter()
         encoder.encode(texts, batch_size=batch)
         raw_s = time.perf_counter() - started

@@ -96,19 +96,29 @@ def shard_ranges(total: int, shard_size: int) -> Iterator[tuple[int, int, int]]:
         yield number, first, min(first + shard_size, total)
 
 
-def shard_is_complete(path: Path, rows: int, dimension: int) -> bool:
+def npy_complete(path: Path, shape: tuple[int, int], dtype: type[np.generic]) -> bool:
+    """Whether `path` is a readable .npy file of `dtype` and `shape`: a file a killed build wrote whole (files
+    are written under a temporary name and renamed) and that a rerun may keep."""
     if not path.exists():
         return False
     try:
         array = np.load(path, mmap_mode="r")
     except (ValueError, OSError):
         return False
-    return array.shape == (rows, dimension) and array.dtype == np.float32
+    return array.shape == shape and array.dtype == dtype
+
+
+def embedding_texts(store: PassageStore, first: int, last: int) -> list[str]:
+    """What the model embeds for passages [first, last), in id order: the text template applied."""
+    texts = [embedding_text(title, section, text) for _, title, section, text in store.iter_texts(first, last)]
+    if len(texts) != last - first:
+        raise RuntimeError(f"store returned {len(texts)} passages for ids [{first}, {last})")
+    return texts
 
 
 def missing_shards(shard_dir: Path, ranges: list[tuple[int, int, int]], dimension: int) -> list[tuple[int, int, int]]:
     """The (number, first, last) ranges whose shard is absent or incomplete: the work a build has left."""
-    return [r for r in ranges if not shard_is_complete(shard_path(shard_dir, r[0]), r[2] - r[1], dimension)]
+    return [r for r in ranges if not npy_complete(shard_path(shard_dir, r[0]), (r[2] - r[1], dimension), np.float32)]
 
 
 # One embedding task: (shard number, first passage id, last passage id + 1). It is all a back-end is given.
@@ -211,9 +221,7 @@ def embed_shard(
 ) -> int:
     """Write one shard, atomically: every back-end's task, so that each makes the same file. Where the shard has
     a seed (index_build.reuse), only its missing rows are embedded."""
-    texts = [embedding_text(title, section, text) for _, title, section, text in store.iter_texts(first, last)]
-    if len(texts) != last - first:
-        raise RuntimeError(f"store returned {len(texts)} passages for ids [{first}, {last})")
+    texts = embedding_texts(store, first, last)
     batch = batch_for(batch_size, encoder.device)
     seed = read_seed(shard_dir, number, last - first, encoder.dimension)
     if seed is None:

@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from index_build.embed import embedding_texts, npy_complete
 from index_build.faults import stage_io
 from index_build.vectors_writer import reserve
-from retriever.bundle import VECTOR_KEY_VERSION, atomic_path, embedding_text
+from retriever.bundle import VECTOR_KEY_VERSION, atomic_path
 from retriever.store import PassageStore
 
 KEY_BYTES = 32  # a sha256 digest
@@ -53,32 +54,18 @@ def text_keys(model: KeyModel, texts: list[str]) -> np.ndarray:
     return out
 
 
-def keys_complete(path: Path, passages: int) -> bool:
-    """Whether `path` holds the keys of `passages` passages (a file written whole: the rename makes it so)."""
-    if not path.exists():
-        return False
-    try:
-        keys = np.load(path, mmap_mode="r")
-    except (ValueError, OSError):
-        return False
-    return keys.shape == (passages, KEY_BYTES) and keys.dtype == np.uint8
-
-
 def write_keys(store: PassageStore, model: KeyModel, path: Path, progress: bool = True) -> np.ndarray:
     """The key of every passage of `store`, in id order, written to `path` (kept when complete) and returned
     memory-mapped. A block of passages at a time, so memory stays flat at any corpus size."""
     total = store.count()
-    if not keys_complete(path, total):
+    if not npy_complete(path, (total, KEY_BYTES), np.uint8):
         with stage_io("embedding", path), atomic_path(path) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(total, KEY_BYTES))
             reserve(tmp)
             with tqdm(total=total, unit="passage", desc="reuse keys", disable=not progress) as bar:
                 for first in range(0, total, _BLOCK):
                     last = min(first + _BLOCK, total)
-                    texts = [embedding_text(t, s, x) for _, t, s, x in store.iter_texts(first, last)]
-                    if len(texts) != last - first:
-                        raise RuntimeError(f"store returned {len(texts)} passages for ids [{first}, {last})")
-                    out[first:last] = text_keys(model, texts)
+                    out[first:last] = text_keys(model, embedding_texts(store, first, last))
                     bar.update(last - first)
             out.flush()
             del out
@@ -87,4 +74,4 @@ def write_keys(store: PassageStore, model: KeyModel, path: Path, progress: bool 
     return keys
 
 
-__all__ = ["KEY_BYTES", "KeyModel", "keys_complete", "text_keys", "write_keys"]
+__all__ = ["KEY_BYTES", "KeyModel", "text_keys", "write_keys"]
