@@ -140,7 +140,7 @@ def _documents(rows: Iterable[tuple[int, str, str, str, str]], hashes: bytearray
             if current is not None:
                 yield source_id, title, digest.digest()
             current, source_id, title = document, source, name
-            digest = hashlib.sha256(name.encode("utf-8") + b"\0")
+            digest = hashlib.sha256()  # the title is compared beside the digest, not hashed into it
         digest.update(f"{section}\0{sha256}\n".encode())
         hashes += bytes.fromhex(sha256)
     if current is not None:
